@@ -1,0 +1,222 @@
+//! The accept loop shared by every stream server (TCP, TLS): connection limit, accept-error
+//! back-off, a task per connection, idle and handshake timeouts, and a graceful drain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::echo::{ConnStats, echo_stream};
+use crate::{BoxStream, Limits, OnLimit, Result, ServeContext};
+
+/// The transport-specific half of a stream server: accepting, and turning an accepted
+/// connection into a byte stream (for TLS, the handshake).
+#[async_trait]
+pub trait StreamAcceptor: Send + Sync + 'static {
+    /// What `accept` returns before any handshake (a `TcpStream`).
+    type Conn: Send + 'static;
+
+    /// Accepts the next connection.
+    async fn accept(&self) -> io::Result<(Self::Conn, SocketAddr)>;
+
+    /// Completes the connection (handshake) in the connection's own task. It runs under the
+    /// handshake timeout and its failure closes only this connection.
+    async fn upgrade(&self, conn: Self::Conn, peer: SocketAddr) -> Result<BoxStream>;
+}
+
+/// Serves echo streams from `acceptor` until `ctx.shutdown` is cancelled, then lets in-flight
+/// echoes finish for up to `limits.drain_timeout` and cuts what is left.
+///
+/// Errors of one connection are logged and counted, never returned: the loop only ends on
+/// shutdown.
+pub async fn serve_streams<A: StreamAcceptor>(acceptor: A, limits: Limits, ctx: ServeContext) {
+    let acceptor = Arc::new(acceptor);
+    let permits = Arc::new(Semaphore::new(limits.max_conns.max(1)));
+    let tasks = TaskTracker::new();
+    let cut = CancellationToken::new();
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let waited_permit = match limits.on_limit {
+            OnLimit::Wait => tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => Some(p),
+                    Err(_) => break,
+                },
+                () = ctx.shutdown.cancelled() => break,
+            },
+            OnLimit::Refuse => None,
+        };
+        let accepted = tokio::select! {
+            accepted = acceptor.accept() => accepted,
+            () = ctx.shutdown.cancelled() => break,
+        };
+        let (conn, peer) = match accepted {
+            Ok(accepted) => {
+                backoff.reset();
+                accepted
+            }
+            Err(err) => {
+                if let Some(pause) = backoff.after(&err) {
+                    warn!(listener = %ctx.url, error = %err, pause_ms = pause.as_millis() as u64,
+                        "cannot accept connections; pausing");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = ctx.shutdown.cancelled() => break,
+                    }
+                } else {
+                    debug!(listener = %ctx.url, error = %err, "accept failed");
+                }
+                continue;
+            }
+        };
+        let permit = match waited_permit {
+            Some(p) => p,
+            None => match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    ctx.stats
+                        .refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    debug!(listener = %ctx.url, %peer, max_conns = limits.max_conns,
+                        "refused: connection limit reached");
+                    drop(conn);
+                    continue;
+                }
+            },
+        };
+        let handler = Handler {
+            acceptor: acceptor.clone(),
+            ctx: ctx.clone(),
+            limits: limits.clone(),
+            peer,
+            _permit: permit,
+        };
+        let cut = cut.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = handler.run(conn) => {}
+                () = cut.cancelled() => {}
+            }
+        });
+    }
+    tasks.close();
+    if tokio::time::timeout(limits.drain_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(listener = %ctx.url, open = tasks.len(), "drain timeout passed; closing the rest");
+        cut.cancel();
+        tasks.wait().await;
+    }
+}
+
+/// One connection: handshake, echo, and the bookkeeping around them.
+struct Handler<A: StreamAcceptor> {
+    /// Shared with the accept loop; performs the upgrade (handshake).
+    acceptor: Arc<A>,
+    /// Listener name, counters and the shutdown signal.
+    ctx: ServeContext,
+    /// Timeouts for this connection.
+    limits: Limits,
+    /// Who is on the other side, for logs.
+    peer: SocketAddr,
+    /// Held for the life of the connection; dropping it lets the next one in.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<A: StreamAcceptor> Handler<A> {
+    async fn run(self, conn: A::Conn) {
+        let stats = &self.ctx.stats;
+        let _open = stats.open_connection();
+        let (url, peer) = (&self.ctx.url, self.peer);
+        debug!(listener = %url, %peer, "accepted");
+        let upgraded = tokio::time::timeout(
+            self.limits.handshake_timeout,
+            self.acceptor.upgrade(conn, peer),
+        )
+        .await;
+        let mut stream = match upgraded {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                stats.record_error();
+                debug!(listener = %url, %peer, error = %err, "handshake failed");
+                return;
+            }
+            Err(_) => {
+                stats.record_error();
+                debug!(listener = %url, %peer, timeout_ms = self.limits.handshake_timeout.as_millis() as u64,
+                    "handshake timed out");
+                return;
+            }
+        };
+        let mut conn = ConnStats::default();
+        let idle = self.limits.idle_timeout;
+        match echo_stream(&mut *stream, stats, &mut conn, idle, &self.ctx.shutdown).await {
+            Ok(end) => {
+                debug!(listener = %url, %peer, ?end, bytes = conn.bytes, messages = conn.messages, "closed");
+            }
+            Err(err) => {
+                stats.record_error();
+                debug!(listener = %url, %peer, error = %err, bytes = conn.bytes, messages = conn.messages,
+                    "connection error");
+            }
+        }
+    }
+}
+
+/// Exponential back-off for accept errors that mean "out of resources" (descriptors, memory):
+/// retrying at once would spin, giving up would kill the server.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    current: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn reset(&mut self) {
+        self.current = Duration::ZERO;
+    }
+
+    /// The pause before the next accept, or `None` when the error concerned one connection
+    /// only (it was reset before we took it) and accepting again at once is right.
+    fn after(&mut self, err: &io::Error) -> Option<Duration> {
+        let exhausted = matches!(
+            err.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        );
+        if !exhausted {
+            return None;
+        }
+        self.current = (self.current * 2).clamp(Self::FIRST, Self::MAX);
+        Some(self.current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_resets() {
+        let mut b = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(b.after(&emfile), Some(Duration::from_millis(5)));
+        assert_eq!(b.after(&emfile), Some(Duration::from_millis(10)));
+        for _ in 0..20 {
+            b.after(&emfile);
+        }
+        assert_eq!(b.after(&emfile), Some(Duration::from_secs(1)));
+        b.reset();
+        assert_eq!(b.after(&emfile), Some(Duration::from_millis(5)));
+        let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        assert_eq!(b.after(&aborted), None);
+    }
+}

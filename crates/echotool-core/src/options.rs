@@ -1,0 +1,190 @@
+//! Plain settings for servers and clients, filled by the command line or a config file and read
+//! by whichever transport needs them.
+//!
+//! They live here rather than in the transports so that the CLI and the config file describe
+//! every listener the same way and a new transport reuses the settings it shares with others
+//! (QUIC reads [`TlsServerOptions`] just as TLS does).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Settings for one listening endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Connection limits and timeouts.
+    pub limits: Limits,
+    /// Socket-level tuning.
+    pub socket: SocketOptions,
+    /// Certificates and protocol choices for TLS-based transports.
+    pub tls: TlsServerOptions,
+    /// Settings of datagram transports (UDP).
+    pub datagram: DatagramServerOptions,
+}
+
+/// What a stream server does with a new connection once `max_conns` are open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnLimit {
+    /// Stop accepting until a connection closes; new clients wait in the kernel's backlog.
+    #[default]
+    Wait,
+    /// Accept and close at once, so the client learns immediately.
+    Refuse,
+}
+
+impl FromStr for OnLimit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "wait" => Ok(OnLimit::Wait),
+            "refuse" => Ok(OnLimit::Refuse),
+            _ => Err(Error::Invalid(format!(
+                "'{s}' is not a connection-limit policy: use 'wait' or 'refuse'"
+            ))),
+        }
+    }
+}
+
+/// Connection limits and timeouts of a server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most connections open at once on one listener.
+    pub max_conns: usize,
+    /// What happens to connections beyond `max_conns`.
+    pub on_limit: OnLimit,
+    /// A connection that sends nothing for this long is closed; `None` never closes it.
+    pub idle_timeout: Option<Duration>,
+    /// A TLS (or other) handshake that has not finished by then is dropped.
+    pub handshake_timeout: Duration,
+    /// On shutdown, how long in-flight echoes may take before connections are cut.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_conns: 10_000,
+            on_limit: OnLimit::Wait,
+            idle_timeout: Some(Duration::from_secs(300)),
+            handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Socket-level tuning shared by servers and clients.
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    /// TCP_NODELAY: send small writes at once instead of waiting to coalesce them.
+    pub nodelay: bool,
+    /// Length of the listen backlog.
+    pub backlog: u32,
+    /// SO_RCVBUF in bytes, if set.
+    pub recv_buffer: Option<usize>,
+    /// SO_SNDBUF in bytes, if set.
+    pub send_buffer: Option<usize>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            nodelay: true,
+            backlog: 1024,
+            recv_buffer: None,
+            send_buffer: None,
+        }
+    }
+}
+
+/// A TLS protocol version to pin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+impl FromStr for TlsVersion {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim_start_matches("TLSv").trim_start_matches("tls") {
+            "1.2" | "12" => Ok(TlsVersion::V1_2),
+            "1.3" | "13" => Ok(TlsVersion::V1_3),
+            _ => Err(Error::Invalid(format!(
+                "'{s}' is not a TLS version echotool speaks: use 1.2 or 1.3"
+            ))),
+        }
+    }
+}
+
+/// Certificates and protocol choices of a TLS-based server.
+#[derive(Clone, Debug, Default)]
+pub struct TlsServerOptions {
+    /// Certificate chain (PEM). Without it an ephemeral self-signed certificate is made.
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) matching `cert`.
+    pub key: Option<PathBuf>,
+    /// When set, clients must present a certificate signed by one of these CAs (PEM).
+    pub client_ca: Option<PathBuf>,
+    /// Pin one protocol version; both 1.2 and 1.3 are offered otherwise.
+    pub version: Option<TlsVersion>,
+    /// ALPN protocols to accept, in preference order; empty means the transport's default.
+    pub alpn: Vec<String>,
+}
+
+/// Certificates and protocol choices of a TLS-based client.
+#[derive(Clone, Debug, Default)]
+pub struct TlsClientOptions {
+    /// CA certificates (PEM) to trust instead of the built-in roots.
+    pub ca: Option<PathBuf>,
+    /// Name to verify the server certificate against; defaults to the host dialed.
+    pub server_name: Option<String>,
+    /// Skip certificate verification entirely (prints a warning).
+    pub insecure: bool,
+    /// Client certificate chain (PEM) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) for `cert`.
+    pub key: Option<PathBuf>,
+    /// Pin one protocol version.
+    pub version: Option<TlsVersion>,
+    /// ALPN protocols to offer; empty means the transport's default.
+    pub alpn: Vec<String>,
+    /// Accept only a server certificate with this SHA-256 fingerprint (`sha256:HEX`).
+    pub pin: Option<String>,
+}
+
+/// Settings of datagram servers.
+#[derive(Clone, Debug, Default)]
+pub struct DatagramServerOptions {
+    /// Sockets sharing the port with SO_REUSEPORT; `None` means one per CPU.
+    pub workers: Option<usize>,
+    /// Most datagrams per second accepted from one source address; `None` is unlimited.
+    pub rate_limit: Option<u32>,
+}
+
+/// Settings for dialing a server.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// How long connecting (and any handshake) may take.
+    pub connect_timeout: Duration,
+    /// Socket-level tuning.
+    pub socket: SocketOptions,
+    /// TLS-based transports' settings.
+    pub tls: TlsClientOptions,
+    /// For transports that carry both (QUIC): use unreliable datagrams instead of a stream.
+    pub datagrams: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            socket: SocketOptions::default(),
+            tls: TlsClientOptions::default(),
+            datagrams: false,
+        }
+    }
+}

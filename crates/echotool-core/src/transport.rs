@@ -1,0 +1,122 @@
+//! The `Transport` trait: what every protocol crate implements, and what it hands back.
+//!
+//! A transport binds servers and dials clients. Servers run the echo themselves (streams
+//! usually through [`crate::listener::serve_streams`]); clients get a [`Connection`] whose
+//! [`Channel`] is either a byte stream (TCP, TLS, a QUIC stream) or a datagram socket (UDP,
+//! QUIC datagrams). The trait is object safe so that `--proto` picks an implementation at run
+//! time from the [`crate::Registry`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{ClientOptions, Family, HostPort, Result, ServeContext, ServerOptions};
+
+/// A protocol echotool can serve and dial.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// The name used after `--proto` and as the URL scheme: `tcp`, `tcp6`, `udp`, `tls`, ...
+    fn name(&self) -> &'static str;
+
+    /// One line for `--help` and error messages: what this transport is.
+    fn summary(&self) -> &'static str;
+
+    /// Which IP versions it uses; decides the default host (127.0.0.1 or ::1).
+    fn family(&self) -> Family {
+        Family::Any
+    }
+
+    /// Whether clients get a byte stream or datagrams.
+    fn kind(&self) -> Kind {
+        Kind::Stream
+    }
+
+    /// Binds the listening socket(s) without serving yet, so that a process with several
+    /// listeners can bind them all before any of them serves (and fail as a whole).
+    async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>>;
+
+    /// Connects to a server (including any handshake) within `opts.connect_timeout`.
+    async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection>;
+}
+
+/// Whether a transport carries byte streams or datagrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Reliable, ordered bytes with no message boundaries (TCP, TLS, QUIC streams).
+    Stream,
+    /// Independent messages that may be lost or reordered (UDP).
+    Datagram,
+}
+
+/// A bound server, ready to serve.
+#[async_trait]
+pub trait Server: Send {
+    /// The address actually bound (with the real port when port 0 was asked for).
+    fn local_addr(&self) -> SocketAddr;
+
+    /// Extra lines to print after `listening on ...`, e.g. an ephemeral certificate's
+    /// fingerprint and the command that connects to it.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Echoes until `ctx.shutdown` is cancelled, then drains and returns.
+    async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()>;
+}
+
+/// A byte stream a client writes to and reads from, or a server echoes on.
+///
+/// Half-close is `AsyncWrite::poll_shutdown`: the peer reads end-of-stream but may still send.
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// Resolves when a read may make progress, so an idle connection need not hold a buffer.
+    ///
+    /// The default says "always"; plain sockets override it with the kernel's readiness.
+    /// A spurious "ready" only costs a buffer held while the read waits.
+    fn poll_read_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// An owned, dynamically typed byte stream.
+pub type BoxStream = Box<dyn ByteStream>;
+
+/// A connected datagram socket: every `send` is one message, every `recv` returns one.
+#[async_trait]
+pub trait DatagramSocket: Send + Sync {
+    /// Sends one datagram to the peer.
+    async fn send(&self, payload: &[u8]) -> io::Result<()>;
+
+    /// Receives one datagram from the peer into `buf`, returning its length.
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// The largest payload one datagram can carry.
+    fn max_payload(&self) -> usize;
+}
+
+/// What a client talks through.
+pub enum Channel {
+    /// A reliable byte stream.
+    Stream(BoxStream),
+    /// Unreliable datagrams.
+    Datagram(Box<dyn DatagramSocket>),
+}
+
+/// A dialed connection.
+pub struct Connection {
+    /// The stream or datagram socket.
+    pub channel: Channel,
+    /// The server's address.
+    pub peer: SocketAddr,
+    /// Facts about the connection worth showing with `-v` (TLS version, cipher, certificate).
+    pub details: Vec<String>,
+}
+
+/// Plain TCP streams wait on the kernel's readiness, so idle connections hold no buffer.
+impl ByteStream for tokio::net::TcpStream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+}

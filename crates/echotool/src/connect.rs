@@ -1,0 +1,66 @@
+//! `echotool connect`: dial, then run the seesaw between standard input, the server and
+//! standard output.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Result;
+use echotool_core::session::{Feed, SessionOptions, run_session};
+use echotool_core::{ClientOptions, HostPort, Kind, Registry, SocketOptions};
+use tracing::debug;
+
+use crate::cli::{ConnectArgs, ModeArg};
+
+/// Dials the server and echoes standard input through it.
+pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
+    let (transport, addr) = registry.locate(args.addr.as_ref(), &args.proto)?;
+    let timeout = args.timeout.unwrap_or(match transport.kind() {
+        Kind::Stream => Duration::from_secs(5),
+        Kind::Datagram => Duration::from_secs(1),
+    });
+    let limit = (timeout > Duration::ZERO).then_some(timeout);
+    let client = ClientOptions {
+        connect_timeout: limit.unwrap_or(Duration::from_secs(86_400)),
+        socket: SocketOptions {
+            nodelay: !args.nagle,
+            ..SocketOptions::default()
+        },
+        ..ClientOptions::default()
+    };
+    let feed = match (&args.message, args.mode) {
+        (Some(text), _) => Feed::Repeat {
+            payload: format!("{text}\n").into_bytes(),
+            count: args.count,
+        },
+        (None, ModeArg::Lines) => Feed::Lines,
+        (None, ModeArg::Pipe) => Feed::Pipe,
+        (None, ModeArg::Auto) if std::io::stdin().is_terminal() => Feed::Lines,
+        (None, ModeArg::Auto) => Feed::Pipe,
+    };
+    let url = url(transport.name(), &addr);
+    let session = SessionOptions {
+        echo_timeout: limit,
+        ..SessionOptions::new(url, feed)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let connection = transport.dial(&addr, &client).await?;
+        for detail in &connection.details {
+            debug!("{detail}");
+        }
+        run_session(
+            connection.channel,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            &session,
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+fn url(proto: &str, addr: &HostPort) -> String {
+    format!("{proto}://{addr}")
+}

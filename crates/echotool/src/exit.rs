@@ -1,0 +1,53 @@
+//! Turning results into `error: ...` lines and exit codes: 2 for usage mistakes, 1 for
+//! failures at run time, and never a panic message or debug dump.
+
+use std::process::ExitCode;
+
+use echotool_core::Error;
+
+/// Prints the error, if any, and picks the exit code.
+pub fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            ExitCode::from(code(&err))
+        }
+    }
+}
+
+/// The error on one line. echotool's own errors already carry their cause; other errors get
+/// their chain of causes appended.
+fn chain(err: &anyhow::Error) -> String {
+    if err.downcast_ref::<Error>().is_some() {
+        err.to_string()
+    } else {
+        format!("{err:#}")
+    }
+}
+
+fn code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<Error>() {
+        Some(Error::UnknownProtocol { .. } | Error::BadAddress { .. } | Error::Invalid(_)) => 2,
+        _ => 1,
+    }
+}
+
+/// Replaces Rust's panic message with a short line asking for a bug report.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: echotool hit a bug ({what}{place}); please report it with the command you ran"
+        );
+    }));
+}

@@ -1,0 +1,43 @@
+//! `echotool`: echo servers and clients over several transports, from one command line.
+//!
+//! This crate is deliberately thin: it parses flags, builds settings, fills the transport
+//! registry and calls the libraries. Behaviour lives in `echotool-core` and the transport crates.
+
+mod cli;
+mod connect;
+mod exit;
+mod logging;
+mod registry;
+mod serve;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+fn main() -> ExitCode {
+    exit::install_panic_hook();
+    let registry = registry::all();
+    let cli = match cli::parse(&registry) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints usage errors and --help itself, with exit code 2 (0 for --help).
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    logging::init(&cli.log);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&registry, args),
+        Command::Connect(args) => connect::run(&registry, args),
+    };
+    exit::report(result)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flags_are_consistent() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,13 @@
+//! The one place that names every transport crate: one line each.
+
+use echotool_core::Registry;
+
+/// Every transport this build knows.
+pub fn all() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(echotool_tcp::TcpTransport::any())
+        .register(echotool_tcp::TcpTransport::v4())
+        .register(echotool_tcp::TcpTransport::v6());
+    registry
+}

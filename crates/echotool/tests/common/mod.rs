@@ -1,0 +1,340 @@
+//! Test harness: start the real `echotool` binary and real peers (socat, nc, ncat, openssl) on
+//! loopback, wait for the lines and ports they announce, never sleep to synchronise, and bound
+//! every wait.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The binary under test.
+pub fn echotool() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_echotool"));
+    cmd.env_remove("RUST_LOG").env_remove("SSLKEYLOGFILE");
+    cmd
+}
+
+/// Panics with a useful message when a peer program the tests need is missing.
+pub fn require(program: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is not installed; run the test suite with scripts/test.sh, which installs it"
+    );
+}
+
+/// A child process whose stderr lines arrive on a channel, killed when dropped.
+pub struct Running {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    /// Spawns `cmd` with stderr captured line by line.
+    pub fn spawn(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line with {needle:?} within {PATIENCE:?}; saw {:#?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!(
+                        "exited ({status:?}) before printing {needle:?}; saw {:#?}",
+                        self.seen
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends a signal (e.g. libc SIGINT = 2) to the process.
+    pub fn signal(&self, signal: i32) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, returning its status and every stderr line.
+    pub fn wait(mut self) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                    self.seen.push(line);
+                }
+                return (status, std::mem::take(&mut self.seen));
+            }
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => self.seen.push(line),
+                Err(_) if Instant::now() > deadline => {
+                    panic!("did not exit within {PATIENCE:?}; saw {:#?}", self.seen)
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `echotool serve`.
+pub struct Server {
+    pub proc: Running,
+    /// Every `listening on` URL, in order.
+    pub urls: Vec<String>,
+}
+
+impl Server {
+    /// Starts `echotool serve ARGS` and waits for its `listening on` line.
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_n(args, 1)
+    }
+
+    /// Starts `echotool serve ARGS` and waits for `n` `listening on` lines.
+    pub fn start_n(args: &[&str], n: usize) -> Server {
+        let mut cmd = echotool();
+        cmd.arg("serve").args(args);
+        let mut proc = Running::spawn(cmd);
+        let urls = (0..n)
+            .map(|_| {
+                let line = proc.wait_for_line("listening on ");
+                line.trim_start_matches("listening on ").trim().to_string()
+            })
+            .collect();
+        Server { proc, urls }
+    }
+
+    /// The first listener's URL.
+    pub fn url(&self) -> &str {
+        &self.urls[0]
+    }
+
+    /// The first listener's `HOST:PORT` (IPv6 in brackets).
+    pub fn addr(&self) -> String {
+        self.url().split_once("://").expect("url").1.to_string()
+    }
+
+    /// The first listener's port.
+    pub fn port(&self) -> u16 {
+        self.addr().rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// The first listener's socket address.
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.addr().parse().expect("socket address")
+    }
+
+    /// Stops with SIGINT and returns the exit status and stderr lines.
+    pub fn stop(self) -> (ExitStatus, Vec<String>) {
+        self.proc.signal(2);
+        self.proc.wait()
+    }
+}
+
+/// What a finished command produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    /// Asserts a clean `error: ...` line (no panic, no debug dump) and the exit code.
+    pub fn assert_error(&self, code: i32, needles: &[&str]) {
+        assert_eq!(self.code(), code, "exit code; stderr: {}", self.stderr);
+        assert!(
+            self.stderr.starts_with("error: "),
+            "stderr: {}",
+            self.stderr
+        );
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "{needle:?} missing in: {}",
+                self.stderr
+            );
+        }
+        for dump in ["panicked", "RUST_BACKTRACE", "Os {", "Custom {", "kind:"] {
+            assert!(
+                !self.stderr.contains(dump),
+                "debug output in: {}",
+                self.stderr
+            );
+        }
+    }
+}
+
+/// Runs `cmd` with `input` on stdin, waiting at most [`PATIENCE`].
+pub fn run(mut cmd: Command, input: &[u8]) -> Outcome {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = thread::spawn(move || {
+        let mut buf = String::new();
+        let _ = stderr.read_to_string(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{:?} did not finish within {PATIENCE:?}; stderr: {}",
+                cmd.get_args().collect::<Vec<_>>(),
+                err.join().unwrap()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    feeder.join().unwrap();
+    Outcome {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// `echotool connect ARGS` with `input` on stdin.
+pub fn connect(args: &[&str], input: &[u8]) -> Outcome {
+    let mut cmd = echotool();
+    cmd.arg("connect").args(args);
+    run(cmd, input)
+}
+
+/// Runs a shell pipeline (for peers like `socat` and `nc`).
+pub fn sh(script: &str, input: &[u8]) -> Outcome {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script);
+    run(cmd, input)
+}
+
+/// A TCP port that was free a moment ago, for peers that cannot report the port they took.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on `addr`: polls with a bounded number of
+/// attempts, each failing fast on loopback.
+pub fn wait_for_tcp_port(addr: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing accepted connections on {addr} within {PATIENCE:?}");
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Asserts two byte strings are equal, reporting the first difference instead of dumping both.
+pub fn assert_same_bytes(got: &[u8], want: &[u8]) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "bytes differ: got {} bytes, want {}; first difference at {:?}",
+            got.len(),
+            want.len(),
+            at.or(Some(got.len().min(want.len())))
+        );
+    }
+}
