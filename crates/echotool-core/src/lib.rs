@@ -21,6 +21,7 @@ mod registry;
 pub mod resolve;
 pub mod server;
 pub mod session;
+pub mod size;
 mod stats;
 mod transport;
 

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{debug, error};
 
-use crate::{EchoStats, HostPort, Result, Server, ServerOptions, StatsSnapshot, Transport};
+use crate::{EchoStats, HostPort, Kind, Result, Server, ServerOptions, StatsSnapshot, Transport};
 
 /// What a running server gets from the process: its name for logs, its counters and the signal
 /// to stop.
@@ -37,6 +37,7 @@ pub struct BoundListener {
     pub url: String,
     /// Lines to print after `listening on ...`.
     pub notes: Vec<String>,
+    kind: Kind,
     server: Box<dyn Server>,
 }
 
@@ -54,6 +55,7 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
         bound.push(BoundListener {
             url,
             notes: server.notes(),
+            kind: spec.transport.kind(),
             server,
         });
     }
@@ -83,7 +85,7 @@ pub fn start(bound: Vec<BoundListener>) -> Running {
     let listeners = bound
         .into_iter()
         .map(|b| {
-            let stats = Arc::new(EchoStats::default());
+            let stats = Arc::new(EchoStats::new(b.kind));
             let ctx = ServeContext {
                 url: b.url.clone(),
                 stats: stats.clone(),
@@ -121,7 +123,7 @@ impl Running {
                 error!(listener = %url, error = %why, "listener stopped");
             }
             let stats = stats.snapshot();
-            info!(listener = %url, connections = stats.connections, messages = stats.messages,
+            debug!(listener = %url, connections = stats.connections, messages = stats.messages,
                 bytes_in = stats.bytes_in, bytes_out = stats.bytes_out, errors = stats.errors,
                 "stopped");
             summaries.push(ListenerSummary {

@@ -314,6 +314,10 @@ where
     })
 }
 
+/// Most datagram bytes in flight at once. Linux's default receive buffer (212992 bytes) is
+/// charged about twice the payload per datagram, so this leaves room for the echoes.
+const IN_FLIGHT_BYTES: usize = 64 * 1024;
+
 /// A datagram waiting for its echo.
 struct InFlight {
     seq: u64,
@@ -347,7 +351,15 @@ where
             max,
         });
     }
-    let window = if pipe { opts.window.max(1) } else { 1 };
+    // In flight at once: the window, but never more bytes than a default socket receive buffer
+    // holds comfortably, or the echoes themselves would overflow it and be dropped.
+    let window = if pipe {
+        opts.window
+            .clamp(1, (IN_FLIGHT_BYTES / opts.datagram_size.max(1)).max(1))
+    } else {
+        1
+    };
+    let mut highest_echoed = 0u64;
     let timeout = opts.echo_timeout.unwrap_or(Duration::from_secs(86_400));
     let mut report = SessionReport::default();
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -389,13 +401,13 @@ where
                     .position(|d| !d.echoed && d.payload == data)
                 {
                     Some(k) => {
-                        if k > 0 {
+                        // Overtaken, not lost: a later datagram's echo came first.
+                        let seq = in_flight[k].seq;
+                        if seq < highest_echoed {
                             report.reordered += 1;
-                            warn!(
-                                "datagram #{} was echoed before #{}: reordered",
-                                in_flight[k].seq, in_flight[0].seq
-                            );
+                            warn!("datagram #{seq} was echoed after #{highest_echoed}: reordered");
                         }
+                        highest_echoed = highest_echoed.max(seq);
                         in_flight[k].echoed = true;
                     }
                     None => {
@@ -424,11 +436,12 @@ where
                 }
                 report.lost += 1;
                 warn!(
-                    "datagram #{} ({} bytes) was lost: no echo within {} after {} tries",
+                    "datagram #{} ({} bytes) was lost: no echo within {} after {} {}",
                     front.seq,
                     front.payload.len(),
                     crate::duration::display(timeout),
-                    front.tries + 1
+                    front.tries + 1,
+                    if front.tries == 0 { "try" } else { "tries" }
                 );
                 in_flight.pop_front();
             }

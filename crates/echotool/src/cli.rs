@@ -90,6 +90,19 @@ pub struct ServeArgs {
     /// Turn off TCP_NODELAY (on by default), letting the kernel coalesce small writes.
     #[arg(long)]
     pub nagle: bool,
+    /// Socket receive buffer (SO_RCVBUF), e.g. 4M; the kernel's default otherwise.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub recv_buffer: Option<usize>,
+    /// Socket send buffer (SO_SNDBUF), e.g. 4M; the kernel's default otherwise.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub send_buffer: Option<usize>,
+    /// Datagram protocols: sockets sharing the port (SO_REUSEPORT). [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
+    /// UDP: echo at most this many datagrams per second per source address; the rest are
+    /// dropped and counted. Off by default.
+    #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..))]
+    pub udp_rate_limit: Option<u32>,
 }
 
 /// The connection-limit policy, as typed.
@@ -134,6 +147,13 @@ pub struct ConnectArgs {
     /// Turn off TCP_NODELAY (on by default).
     #[arg(long)]
     pub nagle: bool,
+    /// Datagram protocols: resend a datagram whose echo has not come within --timeout this
+    /// many times before calling it lost.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// Datagram protocols in pipe mode: cut the input into datagrams of at most this size.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1024")]
+    pub size: usize,
 }
 
 /// How `connect` feeds the server.
@@ -149,6 +169,10 @@ pub enum ModeArg {
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     Endpoint::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    echotool_core::size::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

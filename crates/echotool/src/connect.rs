@@ -40,6 +40,8 @@ pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
     let url = url(transport.name(), &addr);
     let session = SessionOptions {
         echo_timeout: limit,
+        retries: args.retries,
+        datagram_size: args.size,
         ..SessionOptions::new(url, feed)
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

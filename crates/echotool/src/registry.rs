@@ -8,6 +8,7 @@ pub fn all() -> Registry {
     registry
         .register(echotool_tcp::TcpTransport::any())
         .register(echotool_tcp::TcpTransport::v4())
-        .register(echotool_tcp::TcpTransport::v6());
+        .register(echotool_tcp::TcpTransport::v6())
+        .register(echotool_udp::UdpTransport);
     registry
 }

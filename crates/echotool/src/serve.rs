@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use echotool_core::server::{ListenSpec, bind_all, start};
-use echotool_core::{Limits, OnLimit, Registry, ServerOptions, SocketOptions};
+use echotool_core::{
+    DatagramServerOptions, Limits, OnLimit, Registry, ServerOptions, SocketOptions,
+};
 
 use crate::cli::{OnLimitArg, ServeArgs};
 
@@ -70,7 +72,12 @@ fn options(args: &ServeArgs) -> ServerOptions {
         socket: SocketOptions {
             nodelay: !args.nagle,
             backlog: args.backlog,
-            ..SocketOptions::default()
+            recv_buffer: args.recv_buffer,
+            send_buffer: args.send_buffer,
+        },
+        datagram: DatagramServerOptions {
+            workers: args.workers.map(|n| n as usize),
+            rate_limit: args.udp_rate_limit,
         },
         ..ServerOptions::default()
     }

@@ -199,11 +199,19 @@ impl Outcome {
     /// Asserts a clean `error: ...` line (no panic, no debug dump) and the exit code.
     pub fn assert_error(&self, code: i32, needles: &[&str]) {
         assert_eq!(self.code(), code, "exit code; stderr: {}", self.stderr);
-        assert!(
-            self.stderr.starts_with("error: "),
-            "stderr: {}",
-            self.stderr
-        );
+        // Warnings may come before the one error line; only clap's pointer to --help after it.
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        let errors: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "one error line in: {}", self.stderr);
+        for after in &lines[errors[0] + 1..] {
+            assert!(
+                after.is_empty() || after.starts_with("For more information, try"),
+                "after the error: {after:?} in {}",
+                self.stderr
+            );
+        }
         for needle in needles {
             assert!(
                 self.stderr.contains(needle),
@@ -311,6 +319,35 @@ pub fn wait_for_tcp_port(addr: &str) {
         thread::sleep(Duration::from_millis(20));
     }
     panic!("nothing accepted connections on {addr} within {PATIENCE:?}");
+}
+
+/// Waits until something echoes UDP datagrams on `addr`: bounded attempts, each a datagram
+/// and a short wait for its echo (refused just means "not yet").
+pub fn wait_for_udp_echo(addr: &str) {
+    let socket = UdpSocket::bind(if addr.starts_with('[') {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    })
+    .unwrap();
+    socket.connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        let _ = socket.send(b"ready?");
+        match socket.recv(&mut buf) {
+            Ok(_) => return,
+            // Refused comes back at once: pause before the next try instead of spinning.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                thread::sleep(Duration::from_millis(20))
+            }
+            Err(_) => {}
+        }
+    }
+    panic!("nothing echoed UDP on {addr} within {PATIENCE:?}");
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.

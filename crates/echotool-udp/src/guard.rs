@@ -1,0 +1,99 @@
+//! What the server refuses to echo: datagrams that could start a loop between two services,
+//! and senders over their rate.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Source ports whose datagrams are never answered: 0 (invalid), and echo (7), daytime (13),
+/// quote of the day (17), chargen (19) and time (37), which answer anything they receive. An
+/// echo to one of them would be answered, echoed again, and so on forever; a spoofed source
+/// port there turns an echo server into a reflector.
+pub const REFLECTION_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
+
+/// Whether a datagram from `port` must be dropped.
+pub fn is_reflection_port(port: u16) -> bool {
+    REFLECTION_PORTS.contains(&port)
+}
+
+/// Bounds the table of senders so a flood of spoofed sources cannot grow memory without end.
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+/// A per-source-address token bucket: each source may send `rate` datagrams a second, with
+/// bursts of up to one second's worth.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_second` datagrams per source address.
+    pub fn new(per_second: u32) -> Self {
+        RateLimiter {
+            rate: f64::from(per_second.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a datagram from `source` arriving at `now` may be echoed.
+    pub fn allow(&self, source: IpAddr, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_TRACKED_SOURCES && !buckets.contains_key(&source) {
+            // Forget sources that have been quiet long enough to be back at a full bucket.
+            buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() < 1.0);
+        }
+        let bucket = buckets.entry(source).or_insert(Bucket {
+            tokens: self.rate,
+            updated: now,
+        });
+        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.rate);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn drops_exactly_the_looping_services() {
+        for port in [0, 7, 13, 17, 19, 37] {
+            assert!(is_reflection_port(port), "{port}");
+        }
+        for port in [1, 6, 8, 53, 123, 1024, 5555, 65535] {
+            assert!(!is_reflection_port(port), "{port}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_the_rate() {
+        let limiter = RateLimiter::new(10);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let t0 = Instant::now();
+        let allowed = (0..25).filter(|_| limiter.allow(a, t0)).count();
+        assert_eq!(allowed, 10, "a one-second burst");
+        assert!(limiter.allow(b, t0), "other sources are not affected");
+        assert!(!limiter.allow(a, t0 + Duration::from_millis(50)));
+        assert!(
+            limiter.allow(a, t0 + Duration::from_millis(150)),
+            "refilled at 10/s"
+        );
+    }
+}
