@@ -1,9 +1,10 @@
 //! Every flag, defined and documented once: `--help` is the manual.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use echotool_core::{Endpoint, Registry};
+use echotool_core::{Endpoint, Registry, TlsVersion};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
 /// compared side by side.
@@ -54,6 +55,11 @@ pub enum Command {
     /// Prints `listening on PROTO://ADDR` to stderr once it accepts connections (with the real
     /// port when you ask for port 0), and a summary per listener when it stops.
     Serve(ServeArgs),
+    /// Write a CA, a server and a client certificate (PEM) for testing TLS.
+    ///
+    /// The server certificate is valid for localhost, 127.0.0.1 and ::1 plus every --san.
+    /// Private keys are written with mode 0600. Existing files are kept unless --force.
+    Certs(CertsArgs),
     /// Connect to an echo server: send what you type (or pipe in), show what comes back.
     ///
     /// On a terminal it is a seesaw: each line is sent and its echo printed before the next.
@@ -103,6 +109,82 @@ pub struct ServeArgs {
     /// dropped and counted. Off by default.
     #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..))]
     pub udp_rate_limit: Option<u32>,
+    /// TLS: drop a connection whose handshake has not finished in this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub handshake_timeout: Duration,
+    /// TLS settings of the server.
+    #[command(flatten)]
+    pub tls: ServeTlsArgs,
+}
+
+/// TLS flags of `serve`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct ServeTlsArgs {
+    /// Certificate chain (PEM), leaf first. Without --cert and --key the server makes an
+    /// ephemeral self-signed certificate and prints its fingerprint.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Offer only this TLS version (1.2 or 1.3); both by default.
+    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
+    pub tls_version: Option<TlsVersion>,
+    /// ALPN protocol to accept; repeat or separate with commas for several, in preference order.
+    #[arg(long, value_name = "PROTOCOL", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+}
+
+/// TLS flags of `connect`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct ConnectTlsArgs {
+    /// Trust this CA (PEM) instead of the system's roots, e.g. certs/ca.pem.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Verify the certificate against this name instead of the host dialed.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Do not verify the server's certificate at all (a warning says so every time).
+    #[arg(long, conflicts_with_all = ["ca", "pin"])]
+    pub insecure: bool,
+    /// Accept only a server certificate with this SHA-256 fingerprint (sha256:HEX, as the
+    /// server prints it; colons allowed); no CA needed.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub pin: Option<String>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Offer only this TLS version (1.2 or 1.3).
+    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
+    pub tls_version: Option<TlsVersion>,
+    /// ALPN protocols to offer, in preference order (repeat or separate with commas).
+    #[arg(long, value_name = "PROTOCOL", value_delimiter = ',')]
+    pub alpn: Vec<String>,
+}
+
+/// `echotool certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write into.
+    #[arg(short, long, value_name = "DIR", default_value = "certs")]
+    pub out: PathBuf,
+    /// Another name (DNS name or IP address) for the server certificate; repeatable.
+    #[arg(long, value_name = "NAME|IP")]
+    pub san: Vec<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// How long the server and client certificates are valid, in days (the CA: ten years).
+    #[arg(long, value_name = "N", default_value_t = 825, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
 }
 
 /// The connection-limit policy, as typed.
@@ -147,6 +229,9 @@ pub struct ConnectArgs {
     /// Turn off TCP_NODELAY (on by default).
     #[arg(long)]
     pub nagle: bool,
+    /// TLS settings of the client.
+    #[command(flatten)]
+    pub tls: ConnectTlsArgs,
     /// Datagram protocols: resend a datagram whose echo has not come within --timeout this
     /// many times before calling it lost.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -169,6 +254,11 @@ pub enum ModeArg {
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     Endpoint::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_tls_version(text: &str) -> Result<TlsVersion, String> {
+    text.parse()
+        .map_err(|e: echotool_core::Error| e.to_string())
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {

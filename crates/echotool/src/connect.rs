@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use echotool_core::session::{Feed, SessionOptions, run_session};
-use echotool_core::{ClientOptions, HostPort, Kind, Registry, SocketOptions};
+use echotool_core::{ClientOptions, HostPort, Kind, Registry, SocketOptions, TlsClientOptions};
 use tracing::debug;
 
 use crate::cli::{ConnectArgs, ModeArg};
@@ -25,7 +25,17 @@ pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
             nodelay: !args.nagle,
             ..SocketOptions::default()
         },
-        ..ClientOptions::default()
+        tls: TlsClientOptions {
+            ca: args.tls.ca.clone(),
+            server_name: args.tls.server_name.clone(),
+            insecure: args.tls.insecure,
+            cert: args.tls.cert.clone(),
+            key: args.tls.key.clone(),
+            version: args.tls.tls_version,
+            alpn: args.tls.alpn.clone(),
+            pin: args.tls.pin.clone(),
+        },
+        datagrams: false,
     };
     let feed = match (&args.message, args.mode) {
         (Some(text), _) => Feed::Repeat {

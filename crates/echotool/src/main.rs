@@ -3,6 +3,7 @@
 //! This crate is deliberately thin: it parses flags, builds settings, fills the transport
 //! registry and calls the libraries. Behaviour lives in `echotool-core` and the transport crates.
 
+mod certs;
 mod cli;
 mod connect;
 mod exit;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&registry, args),
         Command::Connect(args) => connect::run(&registry, args),
+        Command::Certs(args) => certs::run(args),
     };
     exit::report(result)
 }

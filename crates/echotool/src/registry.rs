@@ -9,6 +9,7 @@ pub fn all() -> Registry {
         .register(echotool_tcp::TcpTransport::any())
         .register(echotool_tcp::TcpTransport::v4())
         .register(echotool_tcp::TcpTransport::v6())
-        .register(echotool_udp::UdpTransport);
+        .register(echotool_udp::UdpTransport)
+        .register(echotool_tls::TlsTransport);
     registry
 }

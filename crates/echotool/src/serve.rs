@@ -6,6 +6,7 @@ use anyhow::Result;
 use echotool_core::server::{ListenSpec, bind_all, start};
 use echotool_core::{
     DatagramServerOptions, Limits, OnLimit, Registry, ServerOptions, SocketOptions,
+    TlsServerOptions,
 };
 
 use crate::cli::{OnLimitArg, ServeArgs};
@@ -67,7 +68,7 @@ fn options(args: &ServeArgs) -> ServerOptions {
             },
             idle_timeout: (args.idle_timeout > Duration::ZERO).then_some(args.idle_timeout),
             drain_timeout: args.drain_timeout,
-            ..Limits::default()
+            handshake_timeout: args.handshake_timeout,
         },
         socket: SocketOptions {
             nodelay: !args.nagle,
@@ -79,7 +80,13 @@ fn options(args: &ServeArgs) -> ServerOptions {
             workers: args.workers.map(|n| n as usize),
             rate_limit: args.udp_rate_limit,
         },
-        ..ServerOptions::default()
+        tls: TlsServerOptions {
+            cert: args.tls.cert.clone(),
+            key: args.tls.key.clone(),
+            client_ca: args.tls.client_ca.clone(),
+            version: args.tls.tls_version,
+            alpn: args.tls.alpn.clone(),
+        },
     }
 }
 

@@ -1,0 +1,115 @@
+//! TLS over TCP for echotool, and the certificates to test it with.
+//!
+//! The `tls` transport layers tokio-rustls on the TCP crate's listener, dialer and acceptor
+//! (nothing of TCP is copied here): the TCP connection is accepted or dialed exactly as for
+//! `tcp`, then the handshake runs in the connection's own task under the handshake timeout.
+//!
+//! # Crypto provider: aws-lc-rs, on purpose
+//!
+//! rustls 0.23 offers two built-in providers, *ring* and *aws-lc-rs*. echotool uses
+//! aws-lc-rs everywhere (rustls, rcgen, and QUIC through quinn) and builds without ring:
+//! - it is rustls's default provider, the best tested combination;
+//! - it is faster for what an echo benchmark measures: ECDSA and X25519 in handshakes, and
+//!   AES-GCM bulk encryption with the widest set of CPU-specific code paths;
+//! - it offers the post-quantum hybrid key exchange X25519MLKEM768, which rustls prefers by
+//!   default, so handshakes measured here are the ones modern clients actually do;
+//! - one provider means one copy of the crypto code and no process-wide default to install.
+//!
+//! The cost is a C build (aws-lc-sys, built with `cc`; no cmake needed on Linux).
+//!
+//! # Modules
+//! - [`certs`]: generating a CA, server and client certificates (`echotool certs`) and
+//!   ephemeral self-signed ones; fingerprints.
+//! - [`pem`]: reading certificates and keys from PEM files with errors that name the file.
+//! - [`config`]: rustls server and client configurations built from echotool's options.
+//! - [`error`]: rustls failures explained: cause and fix.
+
+#![warn(missing_docs)]
+
+pub mod certs;
+pub mod config;
+pub mod error;
+pub mod pem;
+mod server;
+mod stream;
+mod verify;
+
+pub use error::TlsError;
+pub use server::TlsServer;
+
+use echotool_core::{
+    Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions, Transport,
+    async_trait,
+};
+use rustls_pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+
+use crate::stream::{Side, TlsByteStream};
+
+/// The `tls` transport: TLS 1.2 and 1.3 over TCP, IPv4 or IPv6.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsTransport;
+
+#[async_trait]
+impl Transport for TlsTransport {
+    fn name(&self) -> &'static str {
+        "tls"
+    }
+
+    fn summary(&self) -> &'static str {
+        "TLS 1.2/1.3 over TCP (rustls); a throwaway certificate unless --cert/--key"
+    }
+
+    async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {
+        let url = format!("tls://{addr}");
+        let listener =
+            echotool_tcp::socket::bind_listener(&url, addr, Family::Any, &opts.socket).await?;
+        Ok(Box::new(TlsServer::new(listener, addr, opts)?))
+    }
+
+    async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection> {
+        let url = format!("tls://{addr}");
+        let (config, warning) = config::client_config(&opts.tls, &[])?;
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        let name = opts
+            .tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| addr.host.clone());
+        let server_name = ServerName::try_from(name.clone())
+            .map_err(|_| TlsError::BadServerName { name: name.clone() })?;
+        let handshake = async {
+            let tcp = echotool_tcp::socket::dial(&url, addr, Family::Any, opts).await?;
+            let peer = tcp
+                .peer_addr()
+                .map_err(|e| echotool_core::Error::io(format!("connecting to {url}"), e))?;
+            let tls = TlsConnector::from(config)
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| TlsError::from_handshake(&e, Side::Client, &name, &opts.tls))?;
+            Ok::<_, echotool_core::Error>((tls, peer))
+        };
+        let (tls, peer) = tokio::time::timeout(opts.connect_timeout, handshake)
+            .await
+            .map_err(|_| echotool_core::Error::Timeout {
+                what: format!("no TLS session with {url}"),
+                after: opts.connect_timeout,
+                hint: "is it a TLS server? A plaintext server may be waiting for a line; try \
+                       --proto tcp, or raise --timeout on a slow network"
+                    .into(),
+            })??;
+        let details = stream::describe_client(&tls, peer);
+        Ok(Connection {
+            channel: Channel::Stream(Box::new(TlsByteStream::new(
+                tls,
+                Side::Client,
+                name,
+                opts.tls.clone(),
+            ))),
+            peer,
+            details,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! The TLS echo server: the TCP acceptor plus a handshake, and the shared stream listener.
+
+use std::io;
+use std::net::SocketAddr;
+
+use echotool_core::listener::{StreamAcceptor, serve_streams};
+use echotool_core::{
+    BoxStream, HostPort, Limits, Result, ServeContext, Server, ServerOptions, TlsClientOptions,
+    async_trait,
+};
+use echotool_tcp::TcpAcceptor;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::TlsError;
+use crate::config::server_config;
+use crate::error::explain_io;
+use crate::stream::{Side, TlsByteStream};
+
+/// Accepts TCP connections and completes the TLS handshake in each connection's task.
+struct TlsStreamAcceptor {
+    tcp: TcpAcceptor,
+    tls: TlsAcceptor,
+}
+
+#[async_trait]
+impl StreamAcceptor for TlsStreamAcceptor {
+    type Conn = TcpStream;
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.tcp.accept_tcp().await
+    }
+
+    async fn upgrade(&self, conn: TcpStream, peer: SocketAddr) -> Result<BoxStream> {
+        let stream = self.tls.accept(conn).await.map_err(|e| {
+            let why = explain_io(
+                &e,
+                Side::Server,
+                &peer.to_string(),
+                &TlsClientOptions::default(),
+            );
+            TlsError::Handshake(why)
+        })?;
+        Ok(Box::new(TlsByteStream::new(
+            stream,
+            Side::Server,
+            peer.to_string(),
+            TlsClientOptions::default(),
+        )))
+    }
+}
+
+/// A bound TLS echo server.
+pub struct TlsServer {
+    acceptor: TlsStreamAcceptor,
+    local: SocketAddr,
+    limits: Limits,
+    notes: Vec<String>,
+}
+
+impl TlsServer {
+    /// Wraps a listening socket with the TLS configuration from `opts`; `asked` is the address
+    /// as given, whose host goes into an ephemeral certificate's names.
+    pub fn new(listener: TcpListener, asked: &HostPort, opts: &ServerOptions) -> Result<Self> {
+        let local = listener
+            .local_addr()
+            .map_err(|e| echotool_core::Error::io("reading the bound address", e))?;
+        let extra_sans: Vec<String> = match asked.ip() {
+            Some(ip) if ip.is_loopback() || ip.is_unspecified() => Vec::new(),
+            _ => vec![asked.host.clone()],
+        };
+        let setup = server_config(&opts.tls, &[], &extra_sans)?;
+        let mut notes = Vec::new();
+        if let Some(fp) = &setup.ephemeral_fingerprint {
+            let shown = HostPort::from(local);
+            notes.push(format!(
+                "certificate: ephemeral and self-signed (no --cert/--key), {fp}"
+            ));
+            notes.push(format!(
+                "connect with: echotool connect --proto tls --pin {fp} {shown}"
+            ));
+        }
+        Ok(TlsServer {
+            acceptor: TlsStreamAcceptor {
+                tcp: TcpAcceptor::new(listener, opts.socket.nodelay),
+                tls: TlsAcceptor::from(setup.config),
+            },
+            local,
+            limits: opts.limits.clone(),
+            notes,
+        })
+    }
+}
+
+#[async_trait]
+impl Server for TlsServer {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
+        serve_streams(self.acceptor, self.limits, ctx).await;
+        Ok(())
+    }
+}

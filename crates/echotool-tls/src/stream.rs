@@ -1,0 +1,132 @@
+//! TLS streams as echotool byte streams: errors from rustls explained on the way out, and the
+//! facts `-v` shows about a session.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use echotool_core::{ByteStream, TlsClientOptions};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::certs::fingerprint;
+use crate::error::{TlsError, explain_io, rustls_error};
+
+/// Which end of the session this is, for phrasing errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The dialing end.
+    Client,
+    /// The accepting end.
+    Server,
+}
+
+/// A TLS stream whose rustls errors arrive explained (a TLS 1.3 server that wants a client
+/// certificate says so only after the handshake, on the first read).
+pub(crate) struct TlsByteStream<S> {
+    inner: S,
+    side: Side,
+    name: String,
+    opts: TlsClientOptions,
+}
+
+impl<S> TlsByteStream<S> {
+    pub(crate) fn new(inner: S, side: Side, name: String, opts: TlsClientOptions) -> Self {
+        TlsByteStream {
+            inner,
+            side,
+            name,
+            opts,
+        }
+    }
+
+    fn explained(&self, err: io::Error) -> io::Error {
+        if rustls_error(&err).is_some() {
+            let message = explain_io(&err, self.side, &self.name, &self.opts);
+            io::Error::new(err.kind(), TlsError::Handshake(message))
+        } else {
+            err
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TlsByteStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.explained(e))),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TlsByteStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.explained(e))),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for TlsByteStream<S> {}
+
+/// What `-v` shows about a client session: version, cipher suite, ALPN and the server's
+/// certificate.
+pub(crate) fn describe_client(
+    tls: &tokio_rustls::client::TlsStream<TcpStream>,
+    peer: SocketAddr,
+) -> Vec<String> {
+    let conn = tls.get_ref().1;
+    let version = conn
+        .protocol_version()
+        .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
+        .unwrap_or_else(|| "unknown".into());
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_else(|| "unknown".into());
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| "none".into());
+    let mut details = vec![
+        format!("connected to {peer}"),
+        format!("TLS version {version}, cipher suite {suite}, ALPN {alpn}"),
+    ];
+    if let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) {
+        details.push(describe_certificate(cert));
+    }
+    details
+}
+
+/// One line about a certificate: subject, issuer, expiry and fingerprint.
+pub(crate) fn describe_certificate(der: &[u8]) -> String {
+    let fp = fingerprint(der);
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => format!(
+            "server certificate: subject {}, issuer {}, valid until {}, {fp}",
+            cert.subject(),
+            cert.issuer(),
+            cert.validity().not_after
+        ),
+        Err(_) => format!("server certificate: (unparsable), {fp}"),
+    }
+}
