@@ -34,6 +34,12 @@ pub trait Transport: Send + Sync + 'static {
         Kind::Stream
     }
 
+    /// Checks settings without binding anything (`echotool config check`): certificate files
+    /// readable and matching, values in range. The default accepts everything.
+    fn check(&self, _opts: &ServerOptions) -> Result<()> {
+        Ok(())
+    }
+
     /// Binds the listening socket(s) without serving yet, so that a process with several
     /// listeners can bind them all before any of them serves (and fail as a whole).
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>>;

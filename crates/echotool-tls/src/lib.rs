@@ -60,6 +60,11 @@ impl Transport for TlsTransport {
         "TLS 1.2/1.3 over TCP (rustls); a throwaway certificate unless --cert/--key"
     }
 
+    fn check(&self, opts: &ServerOptions) -> Result<()> {
+        config::server_config(&opts.tls, &[], &[])?;
+        Ok(())
+    }
+
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {
         let url = format!("tls://{addr}");
         let listener =

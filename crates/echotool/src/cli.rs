@@ -33,9 +33,9 @@ pub struct LogArgs {
     /// Less output: -q shows only errors.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub quiet: u8,
-    /// Log format: text for people, json (one object per line) for machines.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
+    /// Log format: text for people, json (one object per line) for machines. [default: text]
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// How log lines are written.
@@ -60,6 +60,9 @@ pub enum Command {
     /// The server certificate is valid for localhost, 127.0.0.1 and ::1 plus every --san.
     /// Private keys are written with mode 0600. Existing files are kept unless --force.
     Certs(CertsArgs),
+    /// Work with config files: `echotool config check FILE` validates one without binding.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Connect to an echo server: send what you type (or pipe in), show what comes back.
     ///
     /// On a terminal it is a seesaw: each line is sent and its echo printed before the next.
@@ -72,49 +75,65 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Where to listen: HOST:PORT, [V6]:PORT, :PORT, or a URL such as udp://[::1]:5555.
-    /// Repeat for several listeners in one process. Default: loopback, port 5555.
+    /// Repeat for several listeners in one process. Default: loopback, port 5555 (or the
+    /// listeners of --config).
     #[arg(short, long = "listen", value_name = "ADDR|URL", value_parser = parse_endpoint)]
     pub listen: Vec<Endpoint>,
     /// Protocol for addresses given without a URL scheme.
     #[arg(short, long, value_name = "PROTO", default_value = "tcp")]
     pub proto: String,
-    /// Most connections open at once, per listener.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub max_conns: usize,
+    /// Listeners and settings from a TOML file (see config/README.md); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Most connections open at once, per listener. [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
     /// What to do with connections beyond --max-conns: wait in the backlog, or refuse at once.
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = OnLimitArg::Wait)]
-    pub on_limit: OnLimitArg,
+    /// [default: wait]
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_limit: Option<OnLimitArg>,
     /// Close a connection that sends nothing (or reads nothing back) for this long; 0 = never.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300s")]
-    pub idle_timeout: Duration,
+    /// [default: 300s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
     /// On Ctrl-C or SIGTERM, how long in-flight echoes may take before connections are cut.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
-    pub drain_timeout: Duration,
-    /// Length of the listen backlog.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub backlog: u32,
+    /// [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Length of the listen backlog. [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<u32>,
     /// Turn off TCP_NODELAY (on by default), letting the kernel coalesce small writes.
     #[arg(long)]
     pub nagle: bool,
-    /// Socket receive buffer (SO_RCVBUF), e.g. 4M; the kernel's default otherwise.
+    /// Socket receive buffer (SO_RCVBUF), e.g. 4M. [default: the kernel's]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub recv_buffer: Option<usize>,
-    /// Socket send buffer (SO_SNDBUF), e.g. 4M; the kernel's default otherwise.
+    /// Socket send buffer (SO_SNDBUF), e.g. 4M. [default: the kernel's]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub send_buffer: Option<usize>,
     /// Datagram protocols: sockets sharing the port (SO_REUSEPORT). [default: one per CPU]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
     /// UDP: echo at most this many datagrams per second per source address; the rest are
-    /// dropped and counted. Off by default.
+    /// dropped and counted. [default: no limit]
     #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..))]
     pub udp_rate_limit: Option<u32>,
-    /// TLS: drop a connection whose handshake has not finished in this long.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
-    pub handshake_timeout: Duration,
+    /// TLS: drop a connection whose handshake has not finished in this long. [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
     /// TLS settings of the server.
     #[command(flatten)]
     pub tls: ServeTlsArgs,
+}
+
+/// The connection-limit policy, as typed.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OnLimitArg {
+    /// New connections wait in the kernel's backlog until one closes.
+    Wait,
+    /// New connections are accepted and closed at once.
+    Refuse,
 }
 
 /// TLS flags of `serve`.
@@ -170,6 +189,17 @@ pub struct ConnectTlsArgs {
     pub alpn: Vec<String>,
 }
 
+/// `echotool config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file: syntax, keys, values, protocols, addresses and certificate
+    /// files, without binding anything.
+    Check {
+        /// The file, e.g. config/echotool.toml.
+        file: PathBuf,
+    },
+}
+
 /// `echotool certs`.
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -185,15 +215,6 @@ pub struct CertsArgs {
     /// How long the server and client certificates are valid, in days (the CA: ten years).
     #[arg(long, value_name = "N", default_value_t = 825, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
-}
-
-/// The connection-limit policy, as typed.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OnLimitArg {
-    /// New connections wait in the kernel's backlog until one closes.
-    Wait,
-    /// New connections are accepted and closed at once.
-    Refuse,
 }
 
 /// `echotool connect`.

@@ -19,7 +19,9 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
 /// The error on one line. echotool's own errors already carry their cause; other errors get
 /// their chain of causes appended.
 fn chain(err: &anyhow::Error) -> String {
-    if err.downcast_ref::<Error>().is_some() {
+    if err.downcast_ref::<Error>().is_some()
+        || err.downcast_ref::<echotool_config::ConfigError>().is_some()
+    {
         err.to_string()
     } else {
         format!("{err:#}")
@@ -27,6 +29,9 @@ fn chain(err: &anyhow::Error) -> String {
 }
 
 fn code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<echotool_config::ConfigError>().is_some() {
+        return 2;
+    }
     match err.downcast_ref::<Error>() {
         Some(Error::UnknownProtocol { .. } | Error::BadAddress { .. } | Error::Invalid(_)) => 2,
         _ => 1,

@@ -2,16 +2,31 @@
 
 use std::io::IsTerminal;
 
+use echotool_config::{LogLevel, LogSettings};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `-v`/`-q`.
-pub fn init(args: &LogArgs) {
+/// Installs the global subscriber. `RUST_LOG` wins over `-v`/`-q`, which win over the config
+/// file's `[log]`.
+pub fn init(args: &LogArgs, file: Option<&LogSettings>) {
+    let file_level = file.and_then(|f| f.level).map(|level| match level {
+        LogLevel::Error => -1,
+        LogLevel::Warn | LogLevel::Info => 0,
+        LogLevel::Debug => 1,
+        LogLevel::Trace => 2,
+    });
+    let flags = i16::from(args.verbose) - i16::from(args.quiet);
+    let verbosity = if flags != 0 {
+        flags
+    } else {
+        file_level.unwrap_or(0)
+    };
     // echotool's own events at info by default; other crates (rustls, quinn) only when they
     // fail, since their warnings about misbehaving peers are the server's business, not news.
-    let (ours, theirs) = match i16::from(args.verbose) - i16::from(args.quiet) {
+    let (ours, theirs) = match verbosity {
         i16::MIN..=-1 => ("error", "error"),
+        0 if file.and_then(|f| f.level) == Some(LogLevel::Warn) => ("warn", "error"),
         0 => ("info", "error"),
         1 => ("debug", "warn"),
         2 => ("trace", "debug"),
@@ -19,12 +34,18 @@ pub fn init(args: &LogArgs) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{theirs},echotool={ours}")));
+    let format = args
+        .log_format
+        .unwrap_or(match file.and_then(|f| f.format) {
+            Some(echotool_config::LogFormat::Json) => LogFormat::Json,
+            _ => LogFormat::Text,
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    match args.log_format {
+    match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }

@@ -13,7 +13,7 @@ mod serve;
 
 use std::process::ExitCode;
 
-use crate::cli::Command;
+use crate::cli::{Command, ConfigCommand};
 
 fn main() -> ExitCode {
     exit::install_panic_hook();
@@ -26,11 +26,21 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    logging::init(&cli.log);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(&registry, args),
-        Command::Connect(args) => connect::run(&registry, args),
-        Command::Certs(args) => certs::run(args),
+        // serve sets up logging itself, once its config file has been read.
+        Command::Serve(args) => serve::run(&registry, &cli.log, args),
+        Command::Connect(args) => {
+            logging::init(&cli.log, None);
+            connect::run(&registry, args)
+        }
+        Command::Certs(args) => {
+            logging::init(&cli.log, None);
+            certs::run(args)
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            logging::init(&cli.log, None);
+            serve::check(&registry, &file)
+        }
     };
     exit::report(result)
 }

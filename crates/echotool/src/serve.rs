@@ -1,35 +1,19 @@
-//! `echotool serve`: build listener settings from flags, bind, print, serve until a signal.
-
-use std::time::Duration;
+//! `echotool serve`: settings from a config file and flags, bind every listener, print, serve
+//! until a signal, print a summary.
 
 use anyhow::Result;
+use echotool_config::{Bytes, Config, Parsed, Seconds, Settings};
 use echotool_core::server::{ListenSpec, bind_all, start};
-use echotool_core::{
-    DatagramServerOptions, Limits, OnLimit, Registry, ServerOptions, SocketOptions,
-    TlsServerOptions,
-};
+use echotool_core::{OnLimit, Registry, ServerOptions};
 
-use crate::cli::{OnLimitArg, ServeArgs};
+use crate::cli::{LogArgs, OnLimitArg, ServeArgs};
+use crate::logging;
 
 /// Runs the server until Ctrl-C or SIGTERM, then prints a summary per listener.
-pub fn run(registry: &Registry, args: ServeArgs) -> Result<()> {
-    let options = options(&args);
-    let endpoints = if args.listen.is_empty() {
-        vec![None]
-    } else {
-        args.listen.iter().map(Some).collect()
-    };
-    let specs = endpoints
-        .into_iter()
-        .map(|endpoint| {
-            let (transport, addr) = registry.locate(endpoint, &args.proto)?;
-            Ok(ListenSpec {
-                transport,
-                addr,
-                options: options.clone(),
-            })
-        })
-        .collect::<echotool_core::Result<Vec<_>>>()?;
+pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    logging::init(log, config.as_ref().map(Config::log));
+    let specs = listen_specs(registry, &args, config.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -58,36 +42,85 @@ pub fn run(registry: &Registry, args: ServeArgs) -> Result<()> {
     })
 }
 
-fn options(args: &ServeArgs) -> ServerOptions {
-    ServerOptions {
-        limits: Limits {
-            max_conns: args.max_conns,
-            on_limit: match args.on_limit {
+/// The listeners to start: `-l` flags if any (with the file's `[defaults]`), else the file's
+/// listeners, else the default listener; flags override every file setting.
+pub fn listen_specs(
+    registry: &Registry,
+    args: &ServeArgs,
+    config: Option<&Config>,
+) -> Result<Vec<ListenSpec>> {
+    let flags = flag_settings(args);
+    if let (Some(config), true) = (config, args.listen.is_empty()) {
+        return Ok(config.listeners(registry, &args.proto, &flags)?);
+    }
+    let settings = match config {
+        Some(config) => config.defaults().overlay(&flags),
+        None => flags,
+    };
+    let endpoints = if args.listen.is_empty() {
+        vec![None]
+    } else {
+        args.listen.iter().map(Some).collect()
+    };
+    let specs = endpoints
+        .into_iter()
+        .map(|endpoint| {
+            let (transport, addr) = registry.locate(endpoint, &args.proto)?;
+            let mut options = ServerOptions::default();
+            settings.apply(&mut options);
+            Ok(ListenSpec {
+                transport,
+                addr,
+                options,
+            })
+        })
+        .collect::<echotool_core::Result<Vec<_>>>()?;
+    Ok(specs)
+}
+
+/// The settings given as flags; unset flags leave the file's or built-in value.
+fn flag_settings(args: &ServeArgs) -> Settings {
+    Settings {
+        listen: None,
+        max_conns: args.max_conns,
+        on_limit: args.on_limit.map(|p| {
+            Parsed(match p {
                 OnLimitArg::Wait => OnLimit::Wait,
                 OnLimitArg::Refuse => OnLimit::Refuse,
-            },
-            idle_timeout: (args.idle_timeout > Duration::ZERO).then_some(args.idle_timeout),
-            drain_timeout: args.drain_timeout,
-            handshake_timeout: args.handshake_timeout,
-        },
-        socket: SocketOptions {
-            nodelay: !args.nagle,
-            backlog: args.backlog,
-            recv_buffer: args.recv_buffer,
-            send_buffer: args.send_buffer,
-        },
-        datagram: DatagramServerOptions {
-            workers: args.workers.map(|n| n as usize),
-            rate_limit: args.udp_rate_limit,
-        },
-        tls: TlsServerOptions {
-            cert: args.tls.cert.clone(),
-            key: args.tls.key.clone(),
-            client_ca: args.tls.client_ca.clone(),
-            version: args.tls.tls_version,
-            alpn: args.tls.alpn.clone(),
-        },
+            })
+        }),
+        idle_timeout: args.idle_timeout.map(Seconds),
+        handshake_timeout: args.handshake_timeout.map(Seconds),
+        drain_timeout: args.drain_timeout.map(Seconds),
+        backlog: args.backlog,
+        nodelay: args.nagle.then_some(false),
+        recv_buffer: args.recv_buffer.map(Bytes),
+        send_buffer: args.send_buffer.map(Bytes),
+        workers: args.workers,
+        udp_rate_limit: args.udp_rate_limit,
+        cert: args.tls.cert.clone(),
+        key: args.tls.key.clone(),
+        client_ca: args.tls.client_ca.clone(),
+        tls_version: args.tls.tls_version.map(Parsed),
+        alpn: (!args.tls.alpn.is_empty()).then(|| args.tls.alpn.clone()),
     }
+}
+
+/// `echotool config check FILE`: everything `serve --config FILE` would check before binding.
+pub fn check(registry: &Registry, file: &std::path::Path) -> Result<()> {
+    let config = Config::load(file)?;
+    let specs = config.listeners(registry, "tcp", &Settings::default())?;
+    let urls: Vec<String> = specs
+        .iter()
+        .map(|s| format!("{}://{}", s.transport.name(), s.addr))
+        .collect();
+    println!(
+        "{}: OK, {} listeners: {}",
+        file.display(),
+        urls.len(),
+        urls.join(", ")
+    );
+    Ok(())
 }
 
 /// Waits for SIGINT or SIGTERM and names it.

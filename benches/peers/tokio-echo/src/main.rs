@@ -1,0 +1,2 @@
+//! Placeholder: the tokio baseline echo server is being written.
+fn main() {}

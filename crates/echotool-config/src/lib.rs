@@ -1,0 +1,32 @@
+//! echotool's config file: every listener of `echotool serve` with its settings, in TOML.
+//!
+//! ```toml
+//! [log]
+//! level = "info"            # error, warn, info, debug, trace
+//! format = "text"           # text or json
+//!
+//! [defaults]                # for every listener
+//! idle-timeout = "300s"
+//!
+//! [[listener]]
+//! listen = "tcp://127.0.0.1:5555"
+//!
+//! [[listener]]
+//! listen = "udp://127.0.0.1:5555"
+//! workers = 2
+//! ```
+//!
+//! Keys are the long names of `echotool serve`'s flags. A listener's settings are layered:
+//! built-in defaults, then `[defaults]`, then the listener's own table, then the flags on the
+//! command line, which win. Unknown keys are errors, and every error names the file, the line,
+//! the key, what was found and what was expected. Paths are relative to the file.
+
+#![warn(missing_docs)]
+
+mod error;
+mod file;
+mod settings;
+
+pub use error::ConfigError;
+pub use file::{Config, LogFormat, LogLevel, LogSettings};
+pub use settings::{Bytes, Expecting, Parsed, Seconds, Settings};
