@@ -10,33 +10,54 @@ use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::echo::{ConnStats, echo_stream};
-use crate::{BoxStream, Limits, OnLimit, Result, ServeContext};
+use crate::{BoxStream, ByteStream, Limits, OnLimit, Result, ServeContext};
 
-/// The transport-specific half of a stream server: accepting, and turning an accepted
-/// connection into a byte stream (for TLS, the handshake).
+/// The accepting half of a stream server, owned by the accept loop and dropped (closing the
+/// listening socket) the moment shutdown begins, so new clients are refused at once.
 #[async_trait]
-pub trait StreamAcceptor: Send + Sync + 'static {
+pub trait Accept: Send + 'static {
     /// What `accept` returns before any handshake (a `TcpStream`).
     type Conn: Send + 'static;
 
     /// Accepts the next connection.
-    async fn accept(&self) -> io::Result<(Self::Conn, SocketAddr)>;
-
-    /// Completes the connection (handshake) in the connection's own task. It runs under the
-    /// handshake timeout and its failure closes only this connection.
-    async fn upgrade(&self, conn: Self::Conn, peer: SocketAddr) -> Result<BoxStream>;
+    async fn accept(&mut self) -> io::Result<(Self::Conn, SocketAddr)>;
 }
 
-/// Serves echo streams from `acceptor` until `ctx.shutdown` is cancelled, then lets in-flight
-/// echoes finish for up to `limits.drain_timeout` and cuts what is left.
+/// Turns an accepted connection into a byte stream (for TLS, the handshake). Shared by every
+/// connection's task; runs under the handshake timeout, and its failure closes only that
+/// connection.
+#[async_trait]
+pub trait Upgrade<C>: Send + Sync + 'static {
+    /// Completes the connection.
+    async fn upgrade(&self, conn: C, peer: SocketAddr) -> Result<BoxStream>;
+}
+
+/// The upgrade of plain streams: none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+#[async_trait]
+impl<C: ByteStream> Upgrade<C> for Plain {
+    async fn upgrade(&self, conn: C, _peer: SocketAddr) -> Result<BoxStream> {
+        Ok(Box::new(conn))
+    }
+}
+
+/// Serves echo streams accepted by `listener` and completed by `upgrade` until `ctx.shutdown`
+/// is cancelled; then closes the listening socket, lets in-flight echoes finish for up to
+/// `limits.drain_timeout`, and cuts what is left.
 ///
 /// Errors of one connection are logged and counted, never returned: the loop only ends on
 /// shutdown.
-pub async fn serve_streams<A: StreamAcceptor>(acceptor: A, limits: Limits, ctx: ServeContext) {
-    let acceptor = Arc::new(acceptor);
+pub async fn serve_streams<L, U>(mut listener: L, upgrade: U, limits: Limits, ctx: ServeContext)
+where
+    L: Accept,
+    U: Upgrade<L::Conn>,
+{
+    let upgrade = Arc::new(upgrade);
     let permits = Arc::new(Semaphore::new(limits.max_conns.max(1)));
     let tasks = TaskTracker::new();
     let cut = CancellationToken::new();
@@ -53,24 +74,32 @@ pub async fn serve_streams<A: StreamAcceptor>(acceptor: A, limits: Limits, ctx: 
             OnLimit::Refuse => None,
         };
         let accepted = tokio::select! {
-            accepted = acceptor.accept() => accepted,
+            accepted = listener.accept() => accepted,
             () = ctx.shutdown.cancelled() => break,
         };
         let (conn, peer) = match accepted {
             Ok(accepted) => {
-                backoff.reset();
+                if backoff.recovered() {
+                    info!(listener = %ctx.url, "accepting connections again");
+                }
                 accepted
             }
             Err(err) => {
-                if let Some(pause) = backoff.after(&err) {
-                    warn!(listener = %ctx.url, error = %err, pause_ms = pause.as_millis() as u64,
-                        "cannot accept connections; pausing");
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = ctx.shutdown.cancelled() => break,
+                match backoff.after(&err) {
+                    Some(pause) => {
+                        if backoff.first_pause() {
+                            warn!(listener = %ctx.url, error = %err,
+                                "cannot accept connections (out of file descriptors or memory); \
+                                 retrying with back-off until some close");
+                        }
+                        debug!(listener = %ctx.url, error = %err, pause_ms = pause.as_millis() as u64,
+                            "accept paused");
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {}
+                            () = ctx.shutdown.cancelled() => break,
+                        }
                     }
-                } else {
-                    debug!(listener = %ctx.url, error = %err, "accept failed");
+                    None => debug!(listener = %ctx.url, error = %err, "accept failed"),
                 }
                 continue;
             }
@@ -91,7 +120,7 @@ pub async fn serve_streams<A: StreamAcceptor>(acceptor: A, limits: Limits, ctx: 
             },
         };
         let handler = Handler {
-            acceptor: acceptor.clone(),
+            upgrade: upgrade.clone(),
             ctx: ctx.clone(),
             limits: limits.clone(),
             peer,
@@ -105,6 +134,7 @@ pub async fn serve_streams<A: StreamAcceptor>(acceptor: A, limits: Limits, ctx: 
             }
         });
     }
+    drop(listener);
     tasks.close();
     if tokio::time::timeout(limits.drain_timeout, tasks.wait())
         .await
@@ -117,9 +147,9 @@ pub async fn serve_streams<A: StreamAcceptor>(acceptor: A, limits: Limits, ctx: 
 }
 
 /// One connection: handshake, echo, and the bookkeeping around them.
-struct Handler<A: StreamAcceptor> {
-    /// Shared with the accept loop; performs the upgrade (handshake).
-    acceptor: Arc<A>,
+struct Handler<U> {
+    /// Shared by all connections; performs the upgrade (handshake).
+    upgrade: Arc<U>,
     /// Listener name, counters and the shutdown signal.
     ctx: ServeContext,
     /// Timeouts for this connection.
@@ -130,15 +160,18 @@ struct Handler<A: StreamAcceptor> {
     _permit: OwnedSemaphorePermit,
 }
 
-impl<A: StreamAcceptor> Handler<A> {
-    async fn run(self, conn: A::Conn) {
+impl<U> Handler<U> {
+    async fn run<C>(self, conn: C)
+    where
+        U: Upgrade<C>,
+    {
         let stats = &self.ctx.stats;
         let _open = stats.open_connection();
         let (url, peer) = (&self.ctx.url, self.peer);
         debug!(listener = %url, %peer, "accepted");
         let upgraded = tokio::time::timeout(
             self.limits.handshake_timeout,
-            self.acceptor.upgrade(conn, peer),
+            self.upgrade.upgrade(conn, peer),
         )
         .await;
         let mut stream = match upgraded {
@@ -181,8 +214,14 @@ impl AcceptBackoff {
     const FIRST: Duration = Duration::from_millis(5);
     const MAX: Duration = Duration::from_secs(1);
 
-    fn reset(&mut self) {
-        self.current = Duration::ZERO;
+    /// Resets after a successful accept; true if accepting had been failing.
+    fn recovered(&mut self) -> bool {
+        std::mem::take(&mut self.current) > Duration::ZERO
+    }
+
+    /// Whether the pause just chosen is the first of a run of failures.
+    fn first_pause(&self) -> bool {
+        self.current == Self::FIRST
     }
 
     /// The pause before the next accept, or `None` when the error concerned one connection
@@ -214,8 +253,10 @@ mod tests {
             b.after(&emfile);
         }
         assert_eq!(b.after(&emfile), Some(Duration::from_secs(1)));
-        b.reset();
+        assert!(b.recovered());
+        assert!(!b.recovered());
         assert_eq!(b.after(&emfile), Some(Duration::from_millis(5)));
+        assert!(b.first_pause());
         let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
         assert_eq!(b.after(&aborted), None);
     }

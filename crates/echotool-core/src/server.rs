@@ -37,6 +37,8 @@ pub struct BoundListener {
     pub url: String,
     /// Lines to print after `listening on ...`.
     pub notes: Vec<String>,
+    /// The address actually bound.
+    pub local_addr: std::net::SocketAddr,
     kind: Kind,
     server: Box<dyn Server>,
 }
@@ -47,14 +49,12 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
     let mut bound = Vec::with_capacity(specs.len());
     for spec in specs {
         let server = spec.transport.bind(&spec.addr, &spec.options).await?;
-        let url = format!(
-            "{}://{}",
-            spec.transport.name(),
-            HostPort::from(server.local_addr())
-        );
+        let local_addr = server.local_addr();
+        let url = format!("{}://{}", spec.transport.name(), HostPort::from(local_addr));
         bound.push(BoundListener {
             url,
             notes: server.notes(),
+            local_addr,
             kind: spec.transport.kind(),
             server,
         });

@@ -3,11 +3,11 @@
 use std::io;
 use std::net::SocketAddr;
 
-use echotool_core::listener::{StreamAcceptor, serve_streams};
-use echotool_core::{BoxStream, Result, ServeContext, Server, ServerOptions, async_trait};
+use echotool_core::listener::{Accept, Plain, serve_streams};
+use echotool_core::{Result, ServeContext, Server, ServerOptions, async_trait};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Accepts TCP connections for [`serve_streams`]; TLS wraps it and adds the handshake.
+/// Accepts TCP connections for [`serve_streams`]; TLS uses it too and adds the handshake.
 #[derive(Debug)]
 pub struct TcpAcceptor {
     listener: TcpListener,
@@ -35,15 +35,11 @@ impl TcpAcceptor {
 }
 
 #[async_trait]
-impl StreamAcceptor for TcpAcceptor {
+impl Accept for TcpAcceptor {
     type Conn = TcpStream;
 
-    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         self.accept_tcp().await
-    }
-
-    async fn upgrade(&self, conn: TcpStream, _peer: SocketAddr) -> Result<BoxStream> {
-        Ok(Box::new(conn))
     }
 }
 
@@ -76,7 +72,7 @@ impl Server for TcpServer {
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
-        serve_streams(self.acceptor, self.opts.limits, ctx).await;
+        serve_streams(self.acceptor, Plain, self.opts.limits, ctx).await;
         Ok(())
     }
 }

@@ -1,9 +1,8 @@
 //! The TLS echo server: the TCP acceptor plus a handshake, and the shared stream listener.
 
-use std::io;
 use std::net::SocketAddr;
 
-use echotool_core::listener::{StreamAcceptor, serve_streams};
+use echotool_core::listener::{Upgrade, serve_streams};
 use echotool_core::{
     BoxStream, HostPort, Limits, Result, ServeContext, Server, ServerOptions, TlsClientOptions,
     async_trait,
@@ -17,20 +16,13 @@ use crate::config::server_config;
 use crate::error::explain_io;
 use crate::stream::{Side, TlsByteStream};
 
-/// Accepts TCP connections and completes the TLS handshake in each connection's task.
-struct TlsStreamAcceptor {
-    tcp: TcpAcceptor,
+/// Completes the TLS handshake of an accepted TCP connection, in the connection's own task.
+struct TlsHandshake {
     tls: TlsAcceptor,
 }
 
 #[async_trait]
-impl StreamAcceptor for TlsStreamAcceptor {
-    type Conn = TcpStream;
-
-    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.tcp.accept_tcp().await
-    }
-
+impl Upgrade<TcpStream> for TlsHandshake {
     async fn upgrade(&self, conn: TcpStream, peer: SocketAddr) -> Result<BoxStream> {
         let stream = self.tls.accept(conn).await.map_err(|e| {
             let why = explain_io(
@@ -52,7 +44,8 @@ impl StreamAcceptor for TlsStreamAcceptor {
 
 /// A bound TLS echo server.
 pub struct TlsServer {
-    acceptor: TlsStreamAcceptor,
+    tcp: TcpAcceptor,
+    handshake: TlsHandshake,
     local: SocketAddr,
     limits: Limits,
     notes: Vec<String>,
@@ -81,8 +74,8 @@ impl TlsServer {
             ));
         }
         Ok(TlsServer {
-            acceptor: TlsStreamAcceptor {
-                tcp: TcpAcceptor::new(listener, opts.socket.nodelay),
+            tcp: TcpAcceptor::new(listener, opts.socket.nodelay),
+            handshake: TlsHandshake {
                 tls: TlsAcceptor::from(setup.config),
             },
             local,
@@ -103,7 +96,7 @@ impl Server for TlsServer {
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
-        serve_streams(self.acceptor, self.limits, ctx).await;
+        serve_streams(self.tcp, self.handshake, self.limits, ctx).await;
         Ok(())
     }
 }

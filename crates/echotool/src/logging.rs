@@ -7,9 +7,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};
 
-/// Installs the global subscriber. `RUST_LOG` wins over `-v`/`-q`, which win over the config
-/// file's `[log]`.
-pub fn init(args: &LogArgs, file: Option<&LogSettings>) {
+/// Installs the global subscriber and returns the format chosen. `RUST_LOG` wins over
+/// `-v`/`-q`, which win over the config file's `[log]`.
+pub fn init(args: &LogArgs, file: Option<&LogSettings>) -> LogFormat {
     let file_level = file.and_then(|f| f.level).map(|level| match level {
         LogLevel::Error => -1,
         LogLevel::Warn | LogLevel::Info => 0,
@@ -49,4 +49,5 @@ pub fn init(args: &LogArgs, file: Option<&LogSettings>) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    format
 }

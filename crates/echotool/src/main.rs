@@ -30,15 +30,15 @@ fn main() -> ExitCode {
         // serve sets up logging itself, once its config file has been read.
         Command::Serve(args) => serve::run(&registry, &cli.log, args),
         Command::Connect(args) => {
-            logging::init(&cli.log, None);
+            let _ = logging::init(&cli.log, None);
             connect::run(&registry, args)
         }
         Command::Certs(args) => {
-            logging::init(&cli.log, None);
+            let _ = logging::init(&cli.log, None);
             certs::run(args)
         }
         Command::Config(ConfigCommand::Check { file }) => {
-            logging::init(&cli.log, None);
+            let _ = logging::init(&cli.log, None);
             serve::check(&registry, &file)
         }
     };

@@ -6,13 +6,15 @@ use echotool_config::{Bytes, Config, Parsed, Seconds, Settings};
 use echotool_core::server::{ListenSpec, bind_all, start};
 use echotool_core::{OnLimit, Registry, ServerOptions};
 
-use crate::cli::{LogArgs, OnLimitArg, ServeArgs};
+use tracing::info;
+
+use crate::cli::{LogArgs, LogFormat, OnLimitArg, ServeArgs};
 use crate::logging;
 
 /// Runs the server until Ctrl-C or SIGTERM, then prints a summary per listener.
 pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
     let config = args.config.as_deref().map(Config::load).transpose()?;
-    logging::init(log, config.as_ref().map(Config::log));
+    let json = logging::init(log, config.as_ref().map(Config::log)) == LogFormat::Json;
     let specs = listen_specs(registry, &args, config.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -20,26 +22,60 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
     runtime.block_on(async {
         let bound = bind_all(&specs).await?;
         for listener in &bound {
-            eprintln!("listening on {}", listener.url);
+            let url = &listener.url;
+            if json {
+                info!(listener = %url, "listening on {url}");
+            } else {
+                eprintln!("listening on {url}");
+            }
             for note in &listener.notes {
-                eprintln!("  {note}");
+                say(json, &format!("  {note}"));
+            }
+            if !listener.local_addr.ip().is_loopback() {
+                say(
+                    json,
+                    &format!(
+                        "notice: {url} accepts connections from other machines; anyone who \
+                         can reach it can use this echo server"
+                    ),
+                );
             }
         }
         let running = start(bound);
         let signal = wait_for_signal().await;
-        eprintln!("{signal}: finishing in-flight echoes (Ctrl-C again to quit at once)");
+        say(
+            json,
+            &format!("{signal}: finishing in-flight echoes (Ctrl-C again to quit at once)"),
+        );
         let summaries = tokio::select! {
             summaries = running.stop() => summaries,
             again = wait_for_signal() => {
-                eprintln!("{again} again: quitting without draining");
+                say(json, &format!("{again} again: quitting without draining"));
                 std::process::exit(130);
             }
         };
         for summary in summaries {
-            eprintln!("summary {}: {}", summary.url, summary.stats);
+            let (url, s) = (&summary.url, summary.stats);
+            if json {
+                info!(listener = %url, connections = s.connections, messages = s.messages,
+                    bytes_in = s.bytes_in, bytes_out = s.bytes_out, errors = s.errors,
+                    refused = s.refused, dropped = s.dropped, "summary {url}: {s}");
+            } else {
+                eprintln!("summary {url}: {s}");
+            }
         }
         Ok(())
     })
+}
+
+/// Prints a line for people, or logs it as an event when the log format is JSON, so that
+/// machines reading stderr see nothing but JSON.
+fn say(json: bool, line: &str) {
+    if json {
+        info!("{}", line.trim_start());
+    } else {
+        eprintln!("{line}");
+    }
 }
 
 /// The listeners to start: `-l` flags if any (with the file's `[defaults]`), else the file's
