@@ -39,6 +39,8 @@ pub struct BoundListener {
     pub notes: Vec<String>,
     /// The address actually bound.
     pub local_addr: std::net::SocketAddr,
+    /// The server certificate's fingerprint, for transports with certificates.
+    pub certificate_pin: Option<String>,
     kind: Kind,
     server: Box<dyn Server>,
 }
@@ -55,6 +57,7 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
             url,
             notes: server.notes(),
             local_addr,
+            certificate_pin: server.certificate_pin(),
             kind: spec.transport.kind(),
             server,
         });

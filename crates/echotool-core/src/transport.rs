@@ -69,6 +69,12 @@ pub trait Server: Send {
         Vec::new()
     }
 
+    /// The SHA-256 fingerprint (`sha256:HEX`) of the certificate this server presents, for
+    /// transports that have one; clients can trust it with a pin (the benchmark does).
+    fn certificate_pin(&self) -> Option<String> {
+        None
+    }
+
     /// Echoes until `ctx.shutdown` is cancelled, then drains and returns.
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()>;
 }

@@ -62,6 +62,8 @@ pub struct ServerSetup {
     pub config: Arc<ServerConfig>,
     /// Set when the server made its own certificate: its `sha256:` fingerprint.
     pub ephemeral_fingerprint: Option<String>,
+    /// The fingerprint of the (leaf) certificate presented, made or loaded.
+    pub certificate_pin: Option<String>,
 }
 
 /// Builds the server configuration. Without `--cert`/`--key` an ephemeral self-signed
@@ -90,20 +92,21 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let (mut config, ephemeral_fingerprint) = match (&opts.cert, &opts.key) {
+    let (mut config, ephemeral_fingerprint, leaf) = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => {
             let (chain, private) = cert_and_key(cert, key, SERVER_FILES_HINT)?;
+            let leaf = certs::fingerprint(&chain[0]);
             let config = builder
                 .with_single_cert(chain, private)
                 .map_err(|e| key_mismatch(e, cert, key))?;
-            (config, None)
+            (config, None, leaf)
         }
         (None, None) => {
             let made = certs::ephemeral(extra_sans)?;
             let config = builder
                 .with_single_cert(made.chain, made.key)
                 .map_err(config_err)?;
-            (config, Some(made.fingerprint))
+            (config, Some(made.fingerprint.clone()), made.fingerprint)
         }
         (Some(_), None) => {
             return Err(TlsError::HalfPair {
@@ -122,6 +125,7 @@ pub fn server_config(
     Ok(ServerSetup {
         config: Arc::new(config),
         ephemeral_fingerprint,
+        certificate_pin: Some(leaf),
     })
 }
 

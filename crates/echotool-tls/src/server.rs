@@ -49,6 +49,7 @@ pub struct TlsServer {
     local: SocketAddr,
     limits: Limits,
     notes: Vec<String>,
+    pin: Option<String>,
 }
 
 impl TlsServer {
@@ -81,6 +82,7 @@ impl TlsServer {
             local,
             limits: opts.limits.clone(),
             notes,
+            pin: setup.certificate_pin,
         })
     }
 }
@@ -93,6 +95,10 @@ impl Server for TlsServer {
 
     fn notes(&self) -> Vec<String> {
         self.notes.clone()
+    }
+
+    fn certificate_pin(&self) -> Option<String> {
+        self.pin.clone()
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {

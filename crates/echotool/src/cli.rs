@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use echotool_bench::Scenario;
 use echotool_core::{Endpoint, Registry, TlsVersion};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
@@ -55,6 +56,15 @@ pub enum Command {
     /// Prints `listening on PROTO://ADDR` to stderr once it accepts connections (with the real
     /// port when you ask for port 0), and a summary per listener when it stops.
     Serve(ServeArgs),
+    /// Compare protocols: the same echo over TCP, UDP and TLS, measured side by side.
+    ///
+    /// With no flags: embedded servers for tcp, udp and tls on loopback (the same code as
+    /// serve), 1 s warm-up and 5 s of measurement per protocol and scenario (latency: 1
+    /// connection x 64 B; throughput: 4 connections x 16 KiB x 2 in flight; setup: connect,
+    /// handshake, one echo, close), then one table. Servers and client run on separate
+    /// runtimes pinned to separate halves of the CPUs. Every echoed byte is verified; any
+    /// mismatch makes the exit status 1.
+    Bench(BenchArgs),
     /// Write a CA, a server and a client certificate (PEM) for testing TLS.
     ///
     /// The server certificate is valid for localhost, 127.0.0.1 and ::1 plus every --san.
@@ -189,6 +199,72 @@ pub struct ConnectTlsArgs {
     pub alpn: Vec<String>,
 }
 
+/// `echotool bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Protocols to compare, comma separated. [default: tcp,udp,tls]
+    #[arg(
+        short,
+        long,
+        value_name = "PROTO,...",
+        value_delimiter = ',',
+        conflicts_with = "target"
+    )]
+    pub proto: Vec<String>,
+    /// Scenarios: latency, throughput, setup (comma separated). [default: all three]
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_parser = parse_scenario)]
+    pub scenario: Vec<Scenario>,
+    /// Connections (sockets for UDP) per measurement. [default: per scenario: 1, 2, 1]
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub conns: Option<u32>,
+    /// Message size, or a comma-separated list to sweep (64,1K,16K). [default: per scenario: 64 B, 16 KiB, 64 B]
+    #[arg(short, long, value_name = "BYTES,...", value_delimiter = ',', value_parser = parse_size)]
+    pub size: Vec<usize>,
+    /// Messages in flight per connection (closed loop). [default: per scenario: 1, 2, 1]
+    #[arg(short, long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub depth: Option<u32>,
+    /// Measured time per run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub duration: Duration,
+    /// Unmeasured warm-up before each run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub warmup: Duration,
+    /// Repetitions of every measurement; the table shows the median and the spread.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+    /// Open loop: send this many messages per second in total, on schedule, and count latency
+    /// from the scheduled time, so a stalled server shows in the tail (no coordinated omission).
+    #[arg(long, value_name = "MSGS_PER_SEC")]
+    pub rate: Option<f64>,
+    /// Only the set-up scenario: connect (and handshake), one echo, close, as fast as possible.
+    #[arg(long, conflicts_with = "scenario")]
+    pub connect_rate: bool,
+    /// Measure an external echo server (RFC 862: socat, ncat, inetd, another echotool)
+    /// instead of embedded ones, e.g. tcp://127.0.0.1:7 or tls://host:5556.
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    pub target: Option<Endpoint>,
+    /// Also write every figure, the parameters, the version, kernel and CPU as one JSON
+    /// document to FILE; without FILE (or with -), print it instead of the table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub json: Option<PathBuf>,
+    /// Also write one CSV line per row to FILE; without FILE (or with -), print it instead of
+    /// the table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub csv: Option<PathBuf>,
+    /// Draw latency percentile curves, one per protocol, to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Datagrams not echoed within this long count as lost.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub timeout: Duration,
+    /// Do not pin the embedded servers and the client to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// TLS settings for a --target (embedded TLS servers are trusted by their fingerprint).
+    #[command(flatten)]
+    pub tls: ConnectTlsArgs,
+}
+
 /// `echotool config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -275,6 +351,11 @@ pub enum ModeArg {
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     Endpoint::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_scenario(text: &str) -> Result<Scenario, String> {
+    text.parse()
+        .map_err(|e: echotool_bench::BenchError| e.to_string())
 }
 
 fn parse_tls_version(text: &str) -> Result<TlsVersion, String> {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Result;
 use echotool_core::session::{Feed, SessionOptions, run_session};
 use echotool_core::{ClientOptions, HostPort, Kind, Registry, SocketOptions, TlsClientOptions};
-use tracing::debug;
+use tracing::{debug, warn};
 
-use crate::cli::{ConnectArgs, ModeArg};
+use crate::cli::{ConnectArgs, ConnectTlsArgs, ModeArg};
 
 /// Dials the server and echoes standard input through it.
 pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
@@ -25,16 +25,7 @@ pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
             nodelay: !args.nagle,
             ..SocketOptions::default()
         },
-        tls: TlsClientOptions {
-            ca: args.tls.ca.clone(),
-            server_name: args.tls.server_name.clone(),
-            insecure: args.tls.insecure,
-            cert: args.tls.cert.clone(),
-            key: args.tls.key.clone(),
-            version: args.tls.tls_version,
-            alpn: args.tls.alpn.clone(),
-            pin: args.tls.pin.clone(),
-        },
+        tls: tls_options(&args.tls),
         datagrams: false,
     };
     let feed = match (&args.message, args.mode) {
@@ -71,6 +62,26 @@ pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
         .await?;
         Ok(())
     })
+}
+
+/// The TLS flags of `connect` (and `bench --target`) as client options; warns once about
+/// `--insecure`.
+pub fn tls_options(args: &ConnectTlsArgs) -> TlsClientOptions {
+    if args.insecure {
+        warn!(
+            "--insecure: the server's certificate is not verified; anyone on the path can pose as the server"
+        );
+    }
+    TlsClientOptions {
+        ca: args.ca.clone(),
+        server_name: args.server_name.clone(),
+        insecure: args.insecure,
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        version: args.tls_version,
+        alpn: args.alpn.clone(),
+        pin: args.pin.clone(),
+    }
 }
 
 fn url(proto: &str, addr: &HostPort) -> String {

@@ -21,6 +21,7 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
 fn chain(err: &anyhow::Error) -> String {
     if err.downcast_ref::<Error>().is_some()
         || err.downcast_ref::<echotool_config::ConfigError>().is_some()
+        || err.downcast_ref::<echotool_bench::BenchError>().is_some()
     {
         err.to_string()
     } else {
@@ -29,10 +30,17 @@ fn chain(err: &anyhow::Error) -> String {
 }
 
 fn code(err: &anyhow::Error) -> u8 {
+    use echotool_bench::BenchError;
     if err.downcast_ref::<echotool_config::ConfigError>().is_some() {
         return 2;
     }
-    match err.downcast_ref::<Error>() {
+    let core = match err.downcast_ref::<BenchError>() {
+        Some(BenchError::Invalid(_)) => return 2,
+        Some(BenchError::Transport(inner)) => Some(inner),
+        Some(_) => None,
+        None => err.downcast_ref::<Error>(),
+    };
+    match core {
         Some(Error::UnknownProtocol { .. } | Error::BadAddress { .. } | Error::Invalid(_)) => 2,
         _ => 1,
     }

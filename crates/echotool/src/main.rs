@@ -3,6 +3,7 @@
 //! This crate is deliberately thin: it parses flags, builds settings, fills the transport
 //! registry and calls the libraries. Behaviour lives in `echotool-core` and the transport crates.
 
+mod bench;
 mod certs;
 mod cli;
 mod connect;
@@ -32,6 +33,10 @@ fn main() -> ExitCode {
         Command::Connect(args) => {
             let _ = logging::init(&cli.log, None);
             connect::run(&registry, args)
+        }
+        Command::Bench(args) => {
+            let _ = logging::init(&cli.log, None);
+            bench::run(&registry, args)
         }
         Command::Certs(args) => {
             let _ = logging::init(&cli.log, None);

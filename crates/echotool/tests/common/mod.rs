@@ -199,7 +199,8 @@ impl Outcome {
     /// Asserts a clean `error: ...` line (no panic, no debug dump) and the exit code.
     pub fn assert_error(&self, code: i32, needles: &[&str]) {
         assert_eq!(self.code(), code, "exit code; stderr: {}", self.stderr);
-        // Warnings may come before the one error line; only clap's pointer to --help after it.
+        // Warnings may come before the one error line; only clap's usage and pointer to --help
+        // after it.
         let lines: Vec<&str> = self.stderr.lines().collect();
         let errors: Vec<usize> = (0..lines.len())
             .filter(|&i| lines[i].starts_with("error: "))
@@ -207,7 +208,9 @@ impl Outcome {
         assert_eq!(errors.len(), 1, "one error line in: {}", self.stderr);
         for after in &lines[errors[0] + 1..] {
             assert!(
-                after.is_empty() || after.starts_with("For more information, try"),
+                after.is_empty()
+                    || after.starts_with("Usage: ")
+                    || after.starts_with("For more information, try"),
                 "after the error: {after:?} in {}",
                 self.stderr
             );
@@ -290,22 +293,31 @@ pub fn sh(script: &str, input: &[u8]) -> Outcome {
     run(cmd, input)
 }
 
+/// A port below the kernel's ephemeral range (32768 and up), so no client socket of a
+/// parallel test can take it between our check and the peer's bind, and a probe connection
+/// can never connect to itself.
+fn port_outside_ephemeral_range(free: impl Fn(u16) -> bool) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 600) as u16 * 20;
+    for _ in 0..12_000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (start - 20_000 + offset) % 12_000;
+        if free(port) {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
+}
+
 /// A TCP port that was free a moment ago, for peers that cannot report the port they took.
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    port_outside_ephemeral_range(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// A UDP port that was free a moment ago.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    port_outside_ephemeral_range(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// Waits until something accepts TCP connections on `addr`: polls with a bounded number of
@@ -313,8 +325,11 @@ pub fn free_udp_port() -> u16 {
 pub fn wait_for_tcp_port(addr: &str) {
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
-        if TcpStream::connect(addr).is_ok() {
-            return;
+        // A connection to oneself (simultaneous open) is not a listener.
+        if let Ok(s) = TcpStream::connect(addr) {
+            if s.local_addr().ok() != s.peer_addr().ok() {
+                return;
+            }
         }
         thread::sleep(Duration::from_millis(20));
     }

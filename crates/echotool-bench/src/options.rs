@@ -1,0 +1,188 @@
+//! What a benchmark run measures, and how.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use echotool_core::{ClientOptions, Endpoint};
+use serde::Serialize;
+
+use crate::BenchError;
+
+/// A kind of measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// One connection, small messages, one in flight: the round-trip time.
+    Latency,
+    /// Several connections, large messages, several in flight: how much gets through.
+    Throughput,
+    /// Connect (and handshake), one echo, close, as fast as possible.
+    Setup,
+}
+
+impl Scenario {
+    /// Every scenario, in the order a default run measures them.
+    pub const ALL: [Scenario; 3] = [Scenario::Latency, Scenario::Throughput, Scenario::Setup];
+
+    /// Connections, message size and depth when the command line does not say.
+    pub fn defaults(self) -> (usize, usize, usize) {
+        match self {
+            Scenario::Latency => (1, 64, 1),
+            Scenario::Throughput => (4, 16 * 1024, 2),
+            Scenario::Setup => (1, 64, 1),
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Latency => "latency",
+            Scenario::Throughput => "throughput",
+            Scenario::Setup => "setup",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = BenchError;
+    fn from_str(s: &str) -> Result<Self, BenchError> {
+        match s {
+            "latency" => Ok(Scenario::Latency),
+            "throughput" => Ok(Scenario::Throughput),
+            "setup" => Ok(Scenario::Setup),
+            _ => Err(BenchError::Invalid(format!(
+                "'{s}' is not a scenario: choose latency, throughput or setup"
+            ))),
+        }
+    }
+}
+
+/// Everything that shapes a benchmark run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Protocols to measure, by registry name. Ignored with `target`.
+    pub protocols: Vec<String>,
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
+    /// Connections (sockets for datagrams); `None` uses each scenario's default.
+    pub conns: Option<usize>,
+    /// Message sizes to sweep; empty uses each scenario's default.
+    pub sizes: Vec<usize>,
+    /// Messages in flight per connection (closed loop); `None` uses the scenario's default.
+    pub depth: Option<usize>,
+    /// Measured time per run.
+    pub duration: Duration,
+    /// Unmeasured time before each run.
+    pub warmup: Duration,
+    /// Repetitions of each measurement; the report gives the median and the spread.
+    pub runs: usize,
+    /// Open loop: messages per second in total, sent on schedule whatever the server does;
+    /// latency counts from the scheduled time.
+    pub rate: Option<f64>,
+    /// Measure this external echo server instead of starting embedded ones.
+    pub target: Option<Endpoint>,
+    /// How clients dial (TLS trust for a target, timeouts).
+    pub client: ClientOptions,
+    /// How long an echo may take before it counts as lost (datagrams) or an error (streams).
+    pub echo_timeout: Duration,
+    /// Pin the embedded servers and the client to separate CPUs.
+    pub pin_cpus: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            protocols: vec!["tcp".into(), "udp".into(), "tls".into()],
+            scenarios: Scenario::ALL.to_vec(),
+            conns: None,
+            sizes: Vec::new(),
+            depth: None,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            runs: 1,
+            rate: None,
+            target: None,
+            client: ClientOptions::default(),
+            echo_timeout: Duration::from_secs(1),
+            pin_cpus: true,
+            progress: false,
+        }
+    }
+}
+
+/// The shape of one measurement: a scenario with its connections, size, depth and rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Shape {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Connections (sockets) at once.
+    pub conns: usize,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Messages in flight per connection (closed loop).
+    pub depth: usize,
+    /// Open-loop rate in messages per second, in total.
+    pub rate: Option<f64>,
+}
+
+impl BenchOptions {
+    /// Every shape this run measures per protocol, in order.
+    pub fn shapes(&self) -> Vec<Shape> {
+        let mut shapes = Vec::new();
+        for &scenario in &self.scenarios {
+            let (conns, size, depth) = scenario.defaults();
+            let sizes = if self.sizes.is_empty() {
+                vec![size]
+            } else {
+                self.sizes.clone()
+            };
+            for size in sizes {
+                shapes.push(Shape {
+                    scenario,
+                    conns: self.conns.unwrap_or(conns).max(1),
+                    size,
+                    depth: self.depth.unwrap_or(depth).max(1),
+                    rate: if scenario == Scenario::Setup {
+                        None
+                    } else {
+                        self.rate
+                    },
+                });
+            }
+        }
+        shapes
+    }
+
+    /// Checks values that would make the run meaningless.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if self.runs == 0 {
+            return Err(BenchError::Invalid("--runs must be at least 1".into()));
+        }
+        if self.duration.is_zero() {
+            return Err(BenchError::Invalid("--duration must be more than 0".into()));
+        }
+        if self.sizes.contains(&0) {
+            return Err(BenchError::Invalid("--size must be at least 1 byte".into()));
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(BenchError::Invalid(format!(
+                    "--rate {rate} is not a positive number of messages per second"
+                )));
+            }
+        }
+        if self.scenarios.is_empty() {
+            return Err(BenchError::Invalid("no scenario to run".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! What one load worker measured, and the figures derived from many.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency recorded: a minute, in nanoseconds.
+const MAX_NANOS: u64 = 60_000_000_000;
+
+/// Counts and a latency histogram (nanoseconds, three significant digits).
+#[derive(Clone, Debug)]
+pub struct Tally {
+    /// Round-trip (or set-up) times.
+    pub latency: Histogram<u64>,
+    /// Messages (or set-ups) completed within the measured window.
+    pub messages: u64,
+    /// Payload bytes echoed within the window.
+    pub bytes: u64,
+    /// I/O errors, timeouts on streams, failed set-ups.
+    pub errors: u64,
+    /// Echoes that differed from what was sent.
+    pub mismatches: u64,
+    /// Datagrams never echoed.
+    pub lost: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            latency: Histogram::new_with_bounds(1, MAX_NANOS, 3).expect("valid histogram bounds"),
+            messages: 0,
+            bytes: 0,
+            errors: 0,
+            mismatches: 0,
+            lost: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Records one completed message.
+    pub fn record(&mut self, latency: Duration, bytes: usize) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(MAX_NANOS);
+        self.latency.saturating_record(nanos.clamp(1, MAX_NANOS));
+        self.messages += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// Adds another worker's tally.
+    pub fn merge(&mut self, other: &Tally) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        self.mismatches += other.mismatches;
+        self.lost += other.lost;
+    }
+
+    /// The figures of this tally over a window of `window`.
+    pub fn figures(&self, window: Duration) -> Figures {
+        let secs = window.as_secs_f64().max(1e-9);
+        let h = &self.latency;
+        let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let empty = h.is_empty();
+        Figures {
+            messages: self.messages,
+            messages_per_sec: self.messages as f64 / secs,
+            mb_per_sec: self.bytes as f64 / secs / 1e6,
+            rtt_us: Percentiles {
+                p50: (!empty).then(|| us(0.50)),
+                p90: (!empty).then(|| us(0.90)),
+                p99: (!empty).then(|| us(0.99)),
+                p999: (!empty).then(|| us(0.999)),
+                max: (!empty).then(|| h.max() as f64 / 1000.0),
+                mean: (!empty).then(|| h.mean() / 1000.0),
+            },
+            errors: self.errors,
+            mismatches: self.mismatches,
+            lost: self.lost,
+            curve: curve(h),
+        }
+    }
+}
+
+/// Latency percentiles in microseconds; absent when nothing was measured.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// 99.9th percentile.
+    pub p999: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+    /// Arithmetic mean.
+    pub mean: Option<f64>,
+}
+
+/// The figures of one run of one scenario.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Figures {
+    /// Messages (or set-ups) completed in the measured window.
+    pub messages: u64,
+    /// Messages (or set-ups) per second.
+    pub messages_per_sec: f64,
+    /// Echoed payload, megabytes (10^6) per second, one direction.
+    pub mb_per_sec: f64,
+    /// Round-trip (or set-up) time percentiles, microseconds.
+    pub rtt_us: Percentiles,
+    /// Errors (failed connections, stream timeouts, I/O errors).
+    pub errors: u64,
+    /// Echoes that differed from what was sent.
+    pub mismatches: u64,
+    /// Datagrams never echoed.
+    pub lost: u64,
+    /// The latency distribution: (percentile, microseconds) pairs for plotting.
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Percentile points from 0 to 99.999, dense in the tail, for a log-scale percentile axis.
+fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    let mut nines = 0.0f64;
+    while nines <= 5.0 + 1e-9 {
+        let q = 1.0 - 10f64.powf(-nines);
+        points.push((q * 100.0, h.value_at_quantile(q) as f64 / 1000.0));
+        nines += 0.1;
+    }
+    points.push((100.0, h.max() as f64 / 1000.0));
+    points
+}

@@ -1,0 +1,371 @@
+//! `echotool bench`: the side-by-side comparison, against its embedded servers and against
+//! external ones that echo, corrupt, stall or do not exist.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+fn bench(args: &[&str]) -> Outcome {
+    let mut cmd = echotool();
+    cmd.arg("bench").args(args);
+    run(cmd, b"")
+}
+
+fn json_of(out: &Outcome) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            out.stderr
+        )
+    })
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("echotool-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn the_default_run_compares_tcp_udp_and_tls_in_every_scenario() {
+    // The defaults, shortened so the suite stays quick.
+    let out = bench(&["--duration", "300ms", "--warmup", "100ms", "--json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let report = json_of(&out);
+    let rows: Vec<(String, String)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["protocol"].as_str().unwrap().into(),
+                r["scenario"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("tcp", "latency"),
+        ("tcp", "throughput"),
+        ("tcp", "setup"),
+        ("tcp", "first-echo"),
+        ("udp", "latency"),
+        ("udp", "throughput"),
+        ("tls", "latency"),
+        ("tls", "throughput"),
+        ("tls", "setup"),
+        ("tls", "first-echo"),
+    ]
+    .iter()
+    .map(|(p, s)| (p.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(rows, want);
+    for row in report["rows"].as_array().unwrap() {
+        let f = &row["median"];
+        assert!(f["messages"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(f["mismatches"], 0, "{row}");
+        assert_eq!(f["errors"], 0, "{row}");
+        assert!(f["rtt_us"]["p50"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    for server in report["servers"].as_array().unwrap() {
+        assert_eq!(server["errors"], 0, "{server}");
+    }
+    let (latency, throughput) = (&report["rows"][0], &report["rows"][1]);
+    assert_eq!(
+        (latency["conns"].as_u64(), latency["size"].as_u64()),
+        (Some(1), Some(64))
+    );
+    assert_eq!(
+        (throughput["conns"].as_u64(), throughput["size"].as_u64()),
+        (Some(4), Some(16384))
+    );
+}
+
+#[test]
+fn the_table_has_every_column_and_runs_show_their_spread() {
+    let out = bench(&[
+        "--proto",
+        "tcp",
+        "--scenario",
+        "latency",
+        "--size",
+        "64,1K",
+        "--runs",
+        "3",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "50ms",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().contains("3 run(s)"), "{text}");
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "protocol", "scenario", "conns", "size", "depth", "msgs/s", "MB/s", "p50", "p90",
+            "p99", "p99.9", "max", "errors", "mismatch", "lost", "spread"
+        ]
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0].contains("64 B") && rows[1].contains("1 KiB"),
+        "{text}"
+    );
+    assert!(rows.iter().all(|r| r.contains('±')), "{text}");
+}
+
+#[test]
+fn a_corrupting_server_yields_mismatches_and_exit_status_one() {
+    require("socat");
+    let port = free_tcp_port();
+    let mut socat = Command::new("socat");
+    socat
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+        .arg("EXEC:tr a-z A-Z");
+    let _socat = Running::spawn(socat);
+    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    // 16 KiB messages: tr writes whole chunks, so echoes come back (altered) instead of sitting
+    // in its output buffer.
+    let url = format!("tcp://127.0.0.1:{port}");
+    let out = bench(&[
+        "--target",
+        &url,
+        "--scenario",
+        "latency",
+        "--size",
+        "16K",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0",
+        "--csv",
+    ]);
+    out.assert_error(1, &["echoes differed from what was sent"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let mismatches: u64 = row[14].parse().unwrap();
+    assert!(mismatches > 0, "{csv}");
+}
+
+#[test]
+fn udp_to_a_port_where_nothing_listens_is_all_lost_and_ends() {
+    let port = free_udp_port();
+    let url = format!("udp://127.0.0.1:{port}");
+    let out = bench(&[
+        "--target",
+        &url,
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0",
+        "--timeout",
+        "200ms",
+    ]);
+    out.assert_error(
+        1,
+        &[
+            "nothing was echoed by udp://127.0.0.1:",
+            "datagrams were lost",
+        ],
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let latency = table
+        .lines()
+        .find(|l| l.starts_with("udp") && l.contains("latency"))
+        .unwrap();
+    let lost: u64 = latency.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(lost > 0, "{table}");
+}
+
+/// A TCP echo server that stalls for 200 ms once, after the first 100 KB.
+fn stalling_server() -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicU64::new(0));
+    let flag = stalled.clone();
+    thread::spawn(move || {
+        // Bounded: a handful of connections at most in this test.
+        for conn in listener.incoming().take(8) {
+            let Ok(mut conn) = conn else { continue };
+            let (flag, seen) = (flag.clone(), seen.clone());
+            thread::spawn(move || {
+                conn.set_nodelay(true).unwrap();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if seen.fetch_add(n as u64, Ordering::Relaxed) > 100_000
+                        && !flag.swap(true, Ordering::Relaxed)
+                    {
+                        thread::sleep(Duration::from_millis(200));
+                    }
+                    if conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, stalled)
+}
+
+#[test]
+fn open_loop_rate_shows_a_stall_in_the_tail_and_json_and_svg_are_complete() {
+    let (port, stalled) = stalling_server();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let json = temp("stall.json");
+    let svg = temp("stall.svg");
+    let out = bench(&[
+        "--target",
+        &url,
+        "--scenario",
+        "latency",
+        "--rate",
+        "2000",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(stalled.load(Ordering::Relaxed), "the server stalled");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let row = &report["rows"][0];
+    let p999 = row["median"]["rtt_us"]["p999"].as_f64().unwrap();
+    // Every message scheduled during the 200 ms stall waited for it: far more than 0.1 %.
+    assert!(
+        p999 >= 100_000.0,
+        "p99.9 {p999} µs should show the 200 ms stall"
+    );
+    assert_eq!(row["rate"], 2000.0);
+    for key in [
+        "echotool_version",
+        "machine",
+        "threads",
+        "parameters",
+        "rows",
+        "servers",
+    ] {
+        assert!(!report[key].is_null(), "{key} missing");
+    }
+    for key in ["kernel", "cpu_model", "cpus"] {
+        assert!(!report["machine"][key].is_null(), "machine.{key} missing");
+    }
+    for key in [
+        "messages",
+        "messages_per_sec",
+        "mb_per_sec",
+        "rtt_us",
+        "errors",
+        "mismatches",
+        "lost",
+        "curve",
+    ] {
+        assert!(!row["median"][key].is_null(), "{key} missing");
+    }
+    for key in ["p50", "p90", "p99", "p999", "max", "mean"] {
+        assert!(
+            row["median"]["rtt_us"][key].is_f64(),
+            "rtt_us.{key} missing"
+        );
+    }
+    assert_eq!(report["parameters"]["target"], url.as_str());
+    // The SVG is well-formed XML with an <svg> root and a curve in it.
+    let check = sh(
+        &format!(
+            "python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse('{}').getroot(); \
+             sys.exit(0 if r.tag.endswith('svg') and len(list(r.iter('{{http://www.w3.org/2000/svg}}polyline'))) > 0 else 1)\"",
+            svg.display()
+        ),
+        b"",
+    );
+    assert!(check.status.success(), "{}", check.stderr);
+}
+
+#[test]
+fn target_mode_measures_socat_and_ncat() {
+    require("socat");
+    require("ncat");
+    let port = free_tcp_port();
+    let mut socat = Command::new("socat");
+    socat
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+        .arg("PIPE");
+    let _socat = Running::spawn(socat);
+    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let out = bench(&[
+        "--target",
+        &format!("tcp://127.0.0.1:{port}"),
+        "--scenario",
+        "latency,throughput",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--json",
+    ]);
+    assert!(out.status.success(), "socat: {}", out.stderr);
+    for row in json_of(&out)["rows"].as_array().unwrap() {
+        assert!(row["median"]["messages"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(row["median"]["mismatches"], 0);
+    }
+
+    let port = free_tcp_port();
+    let mut ncat = Command::new("ncat");
+    ncat.args([
+        "-l",
+        "-k",
+        "127.0.0.1",
+        &port.to_string(),
+        "--exec",
+        "/bin/cat",
+    ]);
+    let _ncat = Running::spawn(ncat);
+    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let out = bench(&[
+        "--target",
+        &format!("tcp://127.0.0.1:{port}"),
+        "--scenario",
+        "latency",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--json",
+    ]);
+    assert!(out.status.success(), "ncat: {}", out.stderr);
+    let rows = json_of(&out)["rows"].clone();
+    assert!(
+        rows[0]["median"]["messages"].as_u64().unwrap() > 0,
+        "{rows}"
+    );
+    assert_eq!(rows[0]["median"]["mismatches"], 0);
+}
+
+#[test]
+fn bad_bench_flags_are_explained() {
+    bench(&["--scenario", "fastest"]).assert_error(2, &["'fastest' is not a scenario"]);
+    bench(&["--proto", "carrier-pigeon", "--duration", "100ms"])
+        .assert_error(2, &["unknown protocol 'carrier-pigeon'"]);
+    bench(&["--target", "tcp://127.0.0.1:1", "--proto", "udp"])
+        .assert_error(2, &["cannot be used with"]);
+    bench(&["--size", "0"]).assert_error(2, &["--size must be at least 1 byte"]);
+}
