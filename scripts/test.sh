@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: install the real peers the tests talk to
-# (socat, ncat, OpenBSD nc, openssl) when missing, then format check, clippy, and every test.
+# (socat, ncat, OpenBSD nc, openssl, and aioquic from PyPI) when missing, then format check,
+# clippy, and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,12 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The QUIC interop tests talk to aioquic, an independent QUIC implementation.
+if ! python3 -c "import aioquic" 2>/dev/null; then
+  echo "installing aioquic" >&2
+  python3 -m pip install --quiet --disable-pip-version-check aioquic
 fi
 
 cargo fmt --all -- --check

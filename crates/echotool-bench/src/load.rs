@@ -257,6 +257,18 @@ pub async fn setup(
     let payload = Payload::new(drive.size.max(crate::payload::SEQ_BYTES));
     let (mut connected, mut first_echo) = (Tally::default(), Tally::default());
     let mut seq = 0u64;
+    if client.resume {
+        // Resumption needs a session to resume: one connection first, outside the window.
+        if let Ok(Ok(conn)) =
+            tokio::time::timeout(drive.echo_timeout * 5, transport.dial(&addr, &client)).await
+        {
+            let _ = tokio::time::timeout(
+                drive.echo_timeout,
+                one_echo(conn.channel, &payload.make(u64::MAX)),
+            )
+            .await;
+        }
+    }
     loop {
         let t0 = Instant::now();
         if t0 >= window.end {
@@ -274,6 +286,10 @@ pub async fn setup(
             continue;
         };
         let t1 = Instant::now();
+        if measured && conn.resumed {
+            connected.resumed += 1;
+            first_echo.resumed += 1;
+        }
         let msg = payload.make(seq);
         let echoed = tokio::time::timeout(drive.echo_timeout, one_echo(conn.channel, &msg)).await;
         match echoed {

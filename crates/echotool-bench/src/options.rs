@@ -101,7 +101,7 @@ pub struct BenchOptions {
 impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions {
-            protocols: vec!["tcp".into(), "udp".into(), "tls".into()],
+            protocols: vec!["tcp".into(), "udp".into(), "tls".into(), "quic".into()],
             scenarios: Scenario::ALL.to_vec(),
             conns: None,
             sizes: Vec::new(),

@@ -253,7 +253,7 @@ impl Report {
                 },
                 thousands(f.messages_per_sec),
                 // Set-up moves no payload worth a rate.
-                if r.scenario == "setup" {
+                if r.scenario.starts_with("setup") {
                     "-".into()
                 } else {
                     format!("{:.2}", f.mb_per_sec)

@@ -52,33 +52,49 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     let shapes = opts.shapes();
     let plan_steps = targets
         .iter()
-        .map(|t| shapes.iter().filter(|s| applies(t, s)).count())
+        .map(|t| {
+            shapes
+                .iter()
+                .filter(|s| applies(t, s))
+                .map(|s| variants(t, s).len())
+                .sum::<usize>()
+        })
         .sum::<usize>()
         * opts.runs;
     let progress = Progress::new(opts.progress, plan_steps);
     let mut rows = Vec::new();
     for target in &targets {
         for shape in shapes.iter().filter(|s| applies(target, s)) {
-            let mut runs = Vec::with_capacity(opts.runs);
-            let mut first_echo = Vec::new();
-            for run in 1..=opts.runs {
-                progress.start(format!(
-                    "{} {} {} B, run {run}/{}",
-                    target.name, shape.scenario, shape.size, opts.runs
-                ));
-                let (main, extra) = client_rt.block_on(measure(target, shape, opts));
-                runs.push(main.figures(opts.duration));
-                if let Some(extra) = extra {
-                    first_echo.push(extra.figures(opts.duration));
+            for (variant, resume) in variants(target, shape) {
+                let mut runs = Vec::with_capacity(opts.runs);
+                let mut first_echo = Vec::new();
+                for run in 1..=opts.runs {
+                    progress.start(format!(
+                        "{} {}{} {} B, run {run}/{}",
+                        target.name,
+                        shape.scenario,
+                        variant.map(|v| format!("/{v}")).unwrap_or_default(),
+                        shape.size,
+                        opts.runs
+                    ));
+                    let (main, extra) = client_rt.block_on(measure(target, shape, resume, opts));
+                    runs.push(main.figures(opts.duration));
+                    if let Some(extra) = extra {
+                        first_echo.push(extra.figures(opts.duration));
+                    }
+                    progress.step();
                 }
-                progress.step();
-            }
-            let row = |scenario: &str, runs: Vec<Figures>| {
-                Row::new(&target.name, scenario, &target.url, shape, runs)
-            };
-            rows.push(row(shape.scenario.name(), runs));
-            if !first_echo.is_empty() {
-                rows.push(row("first-echo", first_echo));
+                let name = |scenario: &str| match variant {
+                    Some(v) => format!("{scenario}/{v}"),
+                    None => scenario.to_string(),
+                };
+                let row = |scenario: &str, runs: Vec<Figures>| {
+                    Row::new(&target.name, &name(scenario), &target.url, shape, runs)
+                };
+                rows.push(row(shape.scenario.name(), runs));
+                if !first_echo.is_empty() {
+                    rows.push(row("first-echo", first_echo));
+                }
             }
         }
     }
@@ -99,6 +115,18 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
         rows,
         servers: server_summaries,
     })
+}
+
+/// The ways a shape is measured: once, or for set-up on a transport that can resume sessions,
+/// once fresh and once resumed (TLS full/resumed, QUIC 1-RTT/0-RTT).
+fn variants(target: &Target, shape: &Shape) -> Vec<(Option<&'static str>, bool)> {
+    match (shape.scenario, target.transport.setup_kinds()) {
+        (Scenario::Setup, Some([fresh, resumed])) => {
+            vec![(Some(fresh), false), (Some(resumed), true)]
+        }
+        (Scenario::Setup, None) => vec![(None, false)],
+        _ => vec![(None, true)],
+    }
 }
 
 /// Set-up has no meaning without connections.
@@ -166,7 +194,12 @@ fn embedded_targets(
 
 /// One measurement of one shape against one target: the main tally, and for set-up the
 /// time-to-first-echo tally too.
-async fn measure(target: &Target, shape: &Shape, opts: &BenchOptions) -> (Tally, Option<Tally>) {
+async fn measure(
+    target: &Target,
+    shape: &Shape,
+    resume: bool,
+    opts: &BenchOptions,
+) -> (Tally, Option<Tally>) {
     let echo_timeout = match target.transport.kind() {
         Kind::Stream => opts.echo_timeout.max(STREAM_ECHO_TIMEOUT),
         Kind::Datagram => opts.echo_timeout,
@@ -178,13 +211,15 @@ async fn measure(target: &Target, shape: &Shape, opts: &BenchOptions) -> (Tally,
         echo_timeout,
     };
     if shape.scenario == Scenario::Setup {
+        let mut client = target.client.clone();
+        client.resume = resume;
         let window = Window::after(opts.warmup, opts.duration);
         let tasks: Vec<_> = (0..shape.conns)
             .map(|_| {
                 tokio::spawn(setup(
                     target.transport.clone(),
                     target.addr.clone(),
-                    target.client.clone(),
+                    client.clone(),
                     drive,
                     window,
                 ))

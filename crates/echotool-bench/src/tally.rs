@@ -23,6 +23,8 @@ pub struct Tally {
     pub mismatches: u64,
     /// Datagrams never echoed.
     pub lost: u64,
+    /// Set-ups that resumed an earlier session.
+    pub resumed: u64,
 }
 
 impl Default for Tally {
@@ -34,6 +36,7 @@ impl Default for Tally {
             errors: 0,
             mismatches: 0,
             lost: 0,
+            resumed: 0,
         }
     }
 }
@@ -56,6 +59,7 @@ impl Tally {
         self.errors += other.errors;
         self.mismatches += other.mismatches;
         self.lost += other.lost;
+        self.resumed += other.resumed;
     }
 
     /// The figures of this tally over a window of `window`.
@@ -79,6 +83,7 @@ impl Tally {
             errors: self.errors,
             mismatches: self.mismatches,
             lost: self.lost,
+            resumed: self.resumed,
             curve: curve(h),
         }
     }
@@ -118,6 +123,8 @@ pub struct Figures {
     pub mismatches: u64,
     /// Datagrams never echoed.
     pub lost: u64,
+    /// Set-ups that resumed an earlier session (TLS tickets, QUIC 0-RTT).
+    pub resumed: u64,
     /// The latency distribution: (percentile, microseconds) pairs for plotting.
     pub curve: Vec<(f64, f64)>,
 }

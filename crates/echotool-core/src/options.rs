@@ -136,7 +136,7 @@ pub struct TlsServerOptions {
 }
 
 /// Certificates and protocol choices of a TLS-based client.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsClientOptions {
     /// CA certificates (PEM) to trust instead of the built-in roots.
     pub ca: Option<PathBuf>,
@@ -176,6 +176,9 @@ pub struct ClientOptions {
     pub tls: TlsClientOptions,
     /// For transports that carry both (QUIC): use unreliable datagrams instead of a stream.
     pub datagrams: bool,
+    /// Resume earlier sessions when the transport can (TLS session tickets, QUIC 0-RTT);
+    /// without it every connection makes a full handshake.
+    pub resume: bool,
 }
 
 impl Default for ClientOptions {
@@ -185,6 +188,7 @@ impl Default for ClientOptions {
             socket: SocketOptions::default(),
             tls: TlsClientOptions::default(),
             datagrams: false,
+            resume: true,
         }
     }
 }

@@ -34,6 +34,13 @@ pub trait Transport: Send + Sync + 'static {
         Kind::Stream
     }
 
+    /// For benchmarks: what a fresh and a resumed connection set-up are called, when dialing
+    /// with [`ClientOptions::resume`] makes a difference (TLS: `full` and `resumed`; QUIC:
+    /// `1-rtt` and `0-rtt`). `None` when there is only one way.
+    fn setup_kinds(&self) -> Option<[&'static str; 2]> {
+        None
+    }
+
     /// Checks settings without binding anything (`echotool config check`): certificate files
     /// readable and matching, values in range. The default accepts everything.
     fn check(&self, _opts: &ServerOptions) -> Result<()> {
@@ -124,6 +131,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Facts about the connection worth showing with `-v` (TLS version, cipher, certificate).
     pub details: Vec<String>,
+    /// Whether an earlier session was resumed (TLS session ticket, QUIC 0-RTT).
+    pub resumed: bool,
 }
 
 /// Plain TCP streams wait on the kernel's readiness, so idle connections hold no buffer.

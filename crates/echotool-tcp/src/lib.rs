@@ -83,6 +83,7 @@ impl Transport for TcpTransport {
             channel: echotool_core::Channel::Stream(Box::new(stream)),
             peer,
             details: vec![format!("connected to {peer}")],
+            resumed: false,
         })
     }
 }

@@ -1,19 +1,46 @@
 //! rustls configurations built from echotool's options: versions, certificates, client
-//! authentication, verification and ALPN, all with the aws-lc-rs provider.
+//! authentication, verification, ALPN, resumption and key logging, all with the aws-lc-rs
+//! provider. TLS over TCP and QUIC share them; [`Flavor`] says which.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Once, OnceLock};
 
 use echotool_core::{TlsClientOptions, TlsServerOptions, TlsVersion};
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
+use rustls::{ClientConfig, KeyLog, KeyLogFile, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::certs::{self, parse_fingerprint};
 use crate::pem::{load_certs, load_key, load_roots};
-use crate::verify::PinnedOrAny;
+use crate::verify::{Trust, Verifier, VerifyLog};
 use crate::{TlsError, error::SERVER_FILES_HINT};
+
+/// What a configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flavor {
+    /// Name in messages: "TLS" or "QUIC".
+    pub name: &'static str,
+    /// ALPN protocols when the user gives none.
+    pub default_alpn: &'static [&'static str],
+    /// QUIC runs TLS 1.3 only, and allows 0-RTT early data.
+    pub quic: bool,
+}
+
+/// TLS over TCP: versions 1.2 and 1.3, no ALPN unless asked for.
+pub const TLS_OVER_TCP: Flavor = Flavor {
+    name: "TLS",
+    default_alpn: &[],
+    quic: false,
+};
+
+/// QUIC: TLS 1.3 only, ALPN `echo`, early data (0-RTT) allowed.
+pub const QUIC: Flavor = Flavor {
+    name: "QUIC",
+    default_alpn: &["echo"],
+    quic: true,
+};
 
 /// The crypto provider every configuration uses: aws-lc-rs (see the crate documentation).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -23,18 +50,40 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-fn versions(pin: Option<TlsVersion>) -> &'static [&'static SupportedProtocolVersion] {
+fn versions(
+    pin: Option<TlsVersion>,
+    flavor: Flavor,
+) -> Result<&'static [&'static SupportedProtocolVersion], TlsError> {
     static TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
     static TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
-    match pin {
-        None => rustls::ALL_VERSIONS,
-        Some(TlsVersion::V1_2) => TLS12,
-        Some(TlsVersion::V1_3) => TLS13,
+    match (pin, flavor.quic) {
+        (Some(TlsVersion::V1_2), true) => Err(TlsError::Config(
+            "QUIC always runs TLS 1.3: drop --tls-version 1.2".into(),
+        )),
+        (_, true) | (Some(TlsVersion::V1_3), false) => Ok(TLS13),
+        (None, false) => Ok(rustls::ALL_VERSIONS),
+        (Some(TlsVersion::V1_2), false) => Ok(TLS12),
     }
 }
 
 fn config_err(e: rustls::Error) -> TlsError {
     TlsError::Config(e.to_string())
+}
+
+/// With SSLKEYLOGFILE set, session keys are written there so captures can be decrypted
+/// (Wireshark). Says so once per process, since it defeats the encryption for anyone who
+/// reads the file.
+fn key_log() -> Option<Arc<dyn KeyLog>> {
+    let path = std::env::var_os("SSLKEYLOGFILE")?;
+    static WARNED: Once = Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "SSLKEYLOGFILE is set: TLS and QUIC session keys are written to {}; anyone who \
+             reads it can decrypt captured traffic",
+            Path::new(&path).display()
+        );
+    });
+    Some(Arc::new(KeyLogFile::new()))
 }
 
 /// A certificate and key, checked to belong together.
@@ -56,7 +105,7 @@ fn key_mismatch(e: rustls::Error, cert: &Path, key: &Path) -> TlsError {
     }
 }
 
-/// A server configuration, and the fingerprint of the ephemeral certificate if one was made.
+/// A server configuration, and facts about its certificate.
 pub struct ServerSetup {
     /// The rustls configuration.
     pub config: Arc<ServerConfig>,
@@ -66,15 +115,41 @@ pub struct ServerSetup {
     pub certificate_pin: Option<String>,
 }
 
+impl ServerSetup {
+    /// Lines to print after `listening on URL` for a server with an ephemeral certificate:
+    /// its fingerprint and the exact command that connects to it.
+    pub fn notes(&self, proto: &str, addr: &echotool_core::HostPort) -> Vec<String> {
+        match &self.ephemeral_fingerprint {
+            None => Vec::new(),
+            Some(fp) => vec![
+                format!("certificate: ephemeral and self-signed (no --cert/--key), {fp}"),
+                format!("connect with: echotool connect --proto {proto} --pin {fp} {addr}"),
+            ],
+        }
+    }
+}
+
+/// Names for an ephemeral certificate besides the defaults: the host the server was asked to
+/// listen on, unless that is loopback or the unspecified address.
+pub fn ephemeral_names(asked: &echotool_core::HostPort) -> Vec<String> {
+    match asked.ip() {
+        Some(ip) if ip.is_loopback() || ip.is_unspecified() => Vec::new(),
+        _ => vec![asked.host.clone()],
+    }
+}
+
+/// Sessions a QUIC server remembers for resumption and 0-RTT.
+const SESSION_CACHE: usize = 16 * 1024;
+
 /// Builds the server configuration. Without `--cert`/`--key` an ephemeral self-signed
 /// certificate is made for the default names plus `extra_sans`.
 pub fn server_config(
     opts: &TlsServerOptions,
-    default_alpn: &[&str],
+    flavor: Flavor,
     extra_sans: &[String],
 ) -> Result<ServerSetup, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(opts.version))
+        .with_protocol_versions(versions(opts.version, flavor)?)
         .map_err(config_err)?;
     let builder = match &opts.client_ca {
         Some(ca) => {
@@ -121,7 +196,20 @@ pub fn server_config(
             });
         }
     };
-    config.alpn_protocols = alpn(&opts.alpn, default_alpn);
+    config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
+    if flavor.quic {
+        // QUIC allows only 0 or u32::MAX here; the maximum lets clients send 0-RTT data.
+        config.max_early_data_size = u32::MAX;
+        // Early data needs resumption state on the server (rustls refuses 0-RTT with stateless
+        // tickets, which could be replayed): a bounded in-memory cache.
+        config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    } else {
+        // Without early data, stateless tickets resume sessions with no memory per client.
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(config_err)?;
+    }
+    if let Some(log) = key_log() {
+        config.key_log = log;
+    }
     Ok(ServerSetup {
         config: Arc::new(config),
         ephemeral_fingerprint,
@@ -129,30 +217,26 @@ pub fn server_config(
     })
 }
 
-/// Builds the client configuration, and a warning to print when verification is off.
+/// A client configuration, and where its verifier says why it rejected a certificate.
+#[derive(Clone)]
+pub struct ClientSetup {
+    /// The rustls configuration.
+    pub config: Arc<ClientConfig>,
+    /// The last verification failure.
+    pub verify_log: VerifyLog,
+}
+
+/// Builds the client configuration. With `resume`, sessions are cached for resumption (and,
+/// for QUIC, 0-RTT); without it every handshake is a full one.
 pub fn client_config(
     opts: &TlsClientOptions,
-    default_alpn: &[&str],
-) -> Result<(Arc<ClientConfig>, Option<String>), TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions(opts.version))
-        .map_err(config_err)?;
-    let mut warning = None;
-    let builder = if opts.insecure || opts.pin.is_some() {
-        let pin = opts.pin.as_deref().map(parse_fingerprint).transpose()?;
-        if pin.is_none() {
-            warning = Some(
-                "--insecure: the server's certificate is not verified; anyone on the path can \
-                 pose as the server"
-                    .to_string(),
-            );
-        }
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedOrAny {
-                provider: provider(),
-                pin,
-            }))
+    flavor: Flavor,
+    resume: bool,
+) -> Result<ClientSetup, TlsError> {
+    let trust = if let Some(pin) = &opts.pin {
+        Trust::Pin(parse_fingerprint(pin)?)
+    } else if opts.insecure {
+        Trust::Any
     } else {
         let roots = match &opts.ca {
             Some(ca) => load_roots(
@@ -167,8 +251,22 @@ pub fn client_config(
                 roots
             }
         };
-        builder.with_root_certificates(roots)
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| TlsError::Config(format!("certificate verification: {e}")))?;
+        Trust::Roots(webpki)
     };
+    let verify_log = VerifyLog::default();
+    let verifier = Verifier {
+        trust,
+        provider: provider(),
+        log: verify_log.clone(),
+    };
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(opts.version, flavor)?)
+        .map_err(config_err)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let mut config = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => {
             let hint =
@@ -192,8 +290,18 @@ pub fn client_config(
             });
         }
     };
-    config.alpn_protocols = alpn(&opts.alpn, default_alpn);
-    Ok((Arc::new(config), warning))
+    config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    config.enable_early_data = flavor.quic;
+    if let Some(log) = key_log() {
+        config.key_log = log;
+    }
+    Ok(ClientSetup {
+        config: Arc::new(config),
+        verify_log,
+    })
 }
 
 fn alpn(given: &[String], default: &[&str]) -> Vec<Vec<u8>> {

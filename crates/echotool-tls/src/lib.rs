@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod certs;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod pem;
@@ -34,8 +35,11 @@ mod server;
 mod stream;
 mod verify;
 
+pub use client::ClientConfigs;
 pub use error::TlsError;
 pub use server::TlsServer;
+pub use stream::{Side, describe_certificate};
+pub use verify::VerifyLog;
 
 use echotool_core::{
     Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions, Transport,
@@ -44,11 +48,14 @@ use echotool_core::{
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use crate::stream::{Side, TlsByteStream};
+use crate::stream::TlsByteStream;
 
 /// The `tls` transport: TLS 1.2 and 1.3 over TCP, IPv4 or IPv6.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TlsTransport;
+#[derive(Default)]
+pub struct TlsTransport {
+    /// Kept across dials so sessions can be resumed.
+    clients: ClientConfigs,
+}
 
 #[async_trait]
 impl Transport for TlsTransport {
@@ -60,8 +67,12 @@ impl Transport for TlsTransport {
         "TLS 1.2/1.3 over TCP (rustls); a throwaway certificate unless --cert/--key"
     }
 
+    fn setup_kinds(&self) -> Option<[&'static str; 2]> {
+        Some(["full", "resumed"])
+    }
+
     fn check(&self, opts: &ServerOptions) -> Result<()> {
-        config::server_config(&opts.tls, &[], &[])?;
+        config::server_config(&opts.tls, config::TLS_OVER_TCP, &[])?;
         Ok(())
     }
 
@@ -74,8 +85,9 @@ impl Transport for TlsTransport {
 
     async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection> {
         let url = format!("tls://{addr}");
-        // The caller warns about --insecure once; a benchmark dials thousands of times.
-        let (config, _insecure_warning) = config::client_config(&opts.tls, &[])?;
+        let setup = self
+            .clients
+            .get(&opts.tls, config::TLS_OVER_TCP, opts.resume)?;
         let name = opts
             .tls
             .server_name
@@ -88,7 +100,7 @@ impl Transport for TlsTransport {
             let peer = tcp
                 .peer_addr()
                 .map_err(|e| echotool_core::Error::io(format!("connecting to {url}"), e))?;
-            let tls = TlsConnector::from(config)
+            let tls = TlsConnector::from(setup.config)
                 .connect(server_name, tcp)
                 .await
                 .map_err(|e| TlsError::from_handshake(&e, Side::Client, &name, &opts.tls))?;
@@ -104,6 +116,7 @@ impl Transport for TlsTransport {
                     .into(),
             })??;
         let details = stream::describe_client(&tls, peer);
+        let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Ok(Connection {
             channel: Channel::Stream(Box::new(TlsByteStream::new(
                 tls,
@@ -113,6 +126,7 @@ impl Transport for TlsTransport {
             ))),
             peer,
             details,
+            resumed,
         })
     }
 }

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::TlsError;
-use crate::config::server_config;
+use crate::config::{TLS_OVER_TCP, ephemeral_names, server_config};
 use crate::error::explain_io;
 use crate::stream::{Side, TlsByteStream};
 
@@ -59,21 +59,9 @@ impl TlsServer {
         let local = listener
             .local_addr()
             .map_err(|e| echotool_core::Error::io("reading the bound address", e))?;
-        let extra_sans: Vec<String> = match asked.ip() {
-            Some(ip) if ip.is_loopback() || ip.is_unspecified() => Vec::new(),
-            _ => vec![asked.host.clone()],
-        };
-        let setup = server_config(&opts.tls, &[], &extra_sans)?;
-        let mut notes = Vec::new();
-        if let Some(fp) = &setup.ephemeral_fingerprint {
-            let shown = HostPort::from(local);
-            notes.push(format!(
-                "certificate: ephemeral and self-signed (no --cert/--key), {fp}"
-            ));
-            notes.push(format!(
-                "connect with: echotool connect --proto tls --pin {fp} {shown}"
-            ));
-        }
+        let extra_sans = ephemeral_names(asked);
+        let setup = server_config(&opts.tls, TLS_OVER_TCP, &extra_sans)?;
+        let notes = setup.notes("tls", &HostPort::from(local));
         Ok(TlsServer {
             tcp: TcpAcceptor::new(listener, opts.socket.nodelay),
             handshake: TlsHandshake {

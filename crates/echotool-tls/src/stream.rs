@@ -118,7 +118,7 @@ pub(crate) fn describe_client(
 }
 
 /// One line about a certificate: subject, issuer, expiry and fingerprint.
-pub(crate) fn describe_certificate(der: &[u8]) -> String {
+pub fn describe_certificate(der: &[u8]) -> String {
     let fp = fingerprint(der);
     match X509Certificate::from_der(der) {
         Ok((_, cert)) => format!(

@@ -1,11 +1,13 @@
-//! Server-certificate verifiers for the two cases the usual CA check does not cover:
-//! `--insecure` (accept any certificate) and `--pin` (accept exactly one).
+//! The client's server-certificate verifier: the usual CA check, a pinned fingerprint
+//! (`--pin`), or nothing (`--insecure`); it remembers why it last said no, because QUIC
+//! reports a failed handshake only as text.
 //!
-//! Both still verify the handshake signatures with the provider's algorithms, so the server
-//! must hold the private key of the certificate it shows.
+//! Pinned and insecure modes still verify the handshake signatures with the provider's
+//! algorithms, so the server must hold the private key of the certificate it shows.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
@@ -13,12 +15,41 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::certs::fingerprint;
 
-/// Accepts the server certificate if it is pinned (when `pin` is set) or unconditionally.
+/// How the server's certificate is judged.
 #[derive(Debug)]
-pub(crate) struct PinnedOrAny {
+pub(crate) enum Trust {
+    /// Chain to these roots, valid for the server name (the default).
+    Roots(Arc<WebPkiServerVerifier>),
+    /// Exactly this SHA-256 fingerprint (`--pin`).
+    Pin([u8; 32]),
+    /// Anything (`--insecure`).
+    Any,
+}
+
+/// The last verification failure, shared with whoever must explain a failed handshake.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyLog(Arc<Mutex<Option<Error>>>);
+
+impl VerifyLog {
+    /// Takes the last failure, if the verifier rejected a certificate.
+    pub fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn keep<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+        }
+        result
+    }
+}
+
+/// The verifier.
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    pub trust: Trust,
     pub provider: Arc<CryptoProvider>,
-    /// The SHA-256 the end-entity certificate must have; `None` accepts any (`--insecure`).
-    pub pin: Option<[u8; 32]>,
+    pub log: VerifyLog,
 }
 
 /// The message for a certificate that does not match the pin.
@@ -40,26 +71,36 @@ impl std::fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-impl ServerCertVerifier for PinnedOrAny {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let Some(pin) = self.pin else {
-            return Ok(ServerCertVerified::assertion());
+        let result = match &self.trust {
+            Trust::Roots(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            Trust::Any => Ok(ServerCertVerified::assertion()),
+            Trust::Pin(pin) => {
+                let presented = fingerprint(end_entity);
+                if crate::certs::parse_fingerprint(&presented).ok().as_ref() == Some(pin) {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(Error::InvalidCertificate(CertificateError::Other(
+                        OtherError(Arc::new(PinMismatch { presented })),
+                    )))
+                }
+            }
         };
-        let presented = fingerprint(end_entity);
-        if crate::certs::parse_fingerprint(&presented).ok() == Some(pin) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(Error::InvalidCertificate(CertificateError::Other(
-                OtherError(Arc::new(PinMismatch { presented })),
-            )))
-        }
+        self.log.keep(result)
     }
 
     fn verify_tls12_signature(
@@ -68,12 +109,9 @@ impl ServerCertVerifier for PinnedOrAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        self.log
+            .keep(verify_tls12_signature(message, cert, dss, algorithms))
     }
 
     fn verify_tls13_signature(
@@ -82,12 +120,9 @@ impl ServerCertVerifier for PinnedOrAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        self.log
+            .keep(verify_tls13_signature(message, cert, dss, algorithms))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

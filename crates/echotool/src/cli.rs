@@ -202,7 +202,7 @@ pub struct ConnectTlsArgs {
 /// `echotool bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Protocols to compare, comma separated. [default: tcp,udp,tls]
+    /// Protocols to compare, comma separated. [default: tcp,udp,tls,quic]
     #[arg(
         short,
         long,
@@ -329,6 +329,10 @@ pub struct ConnectArgs {
     /// TLS settings of the client.
     #[command(flatten)]
     pub tls: ConnectTlsArgs,
+    /// QUIC: send each message as an unreliable datagram (RFC 9221) instead of on a stream;
+    /// lost and reordered datagrams are reported as for UDP.
+    #[arg(long)]
+    pub datagram: bool,
     /// Datagram protocols: resend a datagram whose echo has not come within --timeout this
     /// many times before calling it lost.
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -14,10 +14,10 @@ use crate::cli::{ConnectArgs, ConnectTlsArgs, ModeArg};
 /// Dials the server and echoes standard input through it.
 pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
     let (transport, addr) = registry.locate(args.addr.as_ref(), &args.proto)?;
-    let timeout = args.timeout.unwrap_or(match transport.kind() {
-        Kind::Stream => Duration::from_secs(5),
-        Kind::Datagram => Duration::from_secs(1),
-    });
+    let datagrams = args.datagram || transport.kind() == Kind::Datagram;
+    let timeout = args
+        .timeout
+        .unwrap_or(Duration::from_secs(if datagrams { 1 } else { 5 }));
     let limit = (timeout > Duration::ZERO).then_some(timeout);
     let client = ClientOptions {
         connect_timeout: limit.unwrap_or(Duration::from_secs(86_400)),
@@ -26,7 +26,8 @@ pub fn run(registry: &Registry, args: ConnectArgs) -> Result<()> {
             ..SocketOptions::default()
         },
         tls: tls_options(&args.tls),
-        datagrams: false,
+        datagrams: args.datagram,
+        ..ClientOptions::default()
     };
     let feed = match (&args.message, args.mode) {
         (Some(text), _) => Feed::Repeat {

@@ -10,6 +10,7 @@ pub fn all() -> Registry {
         .register(echotool_tcp::TcpTransport::v4())
         .register(echotool_tcp::TcpTransport::v6())
         .register(echotool_udp::UdpTransport)
-        .register(echotool_tls::TlsTransport);
+        .register(echotool_tls::TlsTransport::default())
+        .register(echotool_quic::QuicTransport::default());
     registry
 }

@@ -36,7 +36,7 @@ fn temp(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn the_default_run_compares_tcp_udp_and_tls_in_every_scenario() {
+fn the_default_run_compares_tcp_udp_tls_and_quic_in_every_scenario() {
     // The defaults, shortened so the suite stays quick.
     let out = bench(&["--duration", "300ms", "--warmup", "100ms", "--json"]);
     assert!(out.status.success(), "{}", out.stderr);
@@ -61,8 +61,16 @@ fn the_default_run_compares_tcp_udp_and_tls_in_every_scenario() {
         ("udp", "throughput"),
         ("tls", "latency"),
         ("tls", "throughput"),
-        ("tls", "setup"),
-        ("tls", "first-echo"),
+        ("tls", "setup/full"),
+        ("tls", "first-echo/full"),
+        ("tls", "setup/resumed"),
+        ("tls", "first-echo/resumed"),
+        ("quic", "latency"),
+        ("quic", "throughput"),
+        ("quic", "setup/1-rtt"),
+        ("quic", "first-echo/1-rtt"),
+        ("quic", "setup/0-rtt"),
+        ("quic", "first-echo/0-rtt"),
     ]
     .iter()
     .map(|(p, s)| (p.to_string(), s.to_string()))
@@ -74,6 +82,17 @@ fn the_default_run_compares_tcp_udp_and_tls_in_every_scenario() {
         assert_eq!(f["mismatches"], 0, "{row}");
         assert_eq!(f["errors"], 0, "{row}");
         assert!(f["rtt_us"]["p50"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    // Fresh set-ups never resume; resumed ones always do (TLS tickets, QUIC 0-RTT).
+    for row in report["rows"].as_array().unwrap() {
+        let scenario = row["scenario"].as_str().unwrap();
+        let done = row["median"]["messages"].as_u64().unwrap();
+        let resumed = row["median"]["resumed"].as_u64().unwrap();
+        if scenario.ends_with("/resumed") || scenario.ends_with("/0-rtt") {
+            assert_eq!(resumed, done, "{row}");
+        } else {
+            assert_eq!(resumed, 0, "{row}");
+        }
     }
     for server in report["servers"].as_array().unwrap() {
         assert_eq!(server["errors"], 0, "{server}");

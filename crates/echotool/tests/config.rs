@@ -35,7 +35,7 @@ fn check(text: &str) -> Outcome {
 }
 
 #[test]
-fn the_example_config_echoes_on_all_four_endpoints() {
+fn the_example_config_echoes_on_all_five_endpoints() {
     require("socat");
     require("openssl");
     // The example as shipped, on free ports so tests can run in parallel.
@@ -43,12 +43,13 @@ fn the_example_config_echoes_on_all_four_endpoints() {
         .replace(":5555\"", ":0\"")
         .replace(":5556\"", ":0\"");
     let path = config_file("example.toml", &text);
-    let mut server = serve_config(&path, &[], 4);
+    let mut server = serve_config(&path, &[], 5);
     let urls = server.urls.clone();
     assert!(urls[0].starts_with("tcp://127.0.0.1:"), "{urls:?}");
     assert!(urls[1].starts_with("tcp6://[::1]:"), "{urls:?}");
     assert!(urls[2].starts_with("udp://127.0.0.1:"), "{urls:?}");
     assert!(urls[3].starts_with("tls://127.0.0.1:"), "{urls:?}");
+    assert!(urls[4].starts_with("quic://127.0.0.1:"), "{urls:?}");
     let port = |i: usize| urls[i].rsplit(':').next().unwrap().to_string();
 
     let tcp = sh(
@@ -64,13 +65,24 @@ fn the_example_config_echoes_on_all_four_endpoints() {
     );
     assert_eq!(udp.stdout, b"over udp\n", "{}", udp.stderr);
 
-    let pin_line = server.proc.wait_for_line("connect with:");
+    let pin_line = server
+        .proc
+        .line_with("connect with: echotool connect --proto tls");
     let pin = pin_line
         .split_whitespace()
         .find(|w| w.starts_with("sha256:"))
         .unwrap();
     let tls = connect(&["--pin", pin, "-m", "over tls", &urls[3]], b"");
     assert_eq!(tls.stdout, b"over tls\n", "{}", tls.stderr);
+    let quic_line = server
+        .proc
+        .wait_for_line("connect with: echotool connect --proto quic");
+    let quic_pin = quic_line
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap();
+    let quic = connect(&["--pin", quic_pin, "-m", "over quic", &urls[4]], b"");
+    assert_eq!(quic.stdout, b"over quic\n", "{}", quic.stderr);
     let mut s_client = Command::new("openssl")
         .args([
             "s_client",
@@ -107,7 +119,7 @@ fn the_example_config_echoes_on_all_four_endpoints() {
     assert!(status.success(), "{lines:?}");
     assert_eq!(
         lines.iter().filter(|l| l.starts_with("summary ")).count(),
-        4,
+        5,
         "{lines:?}"
     );
 }
@@ -125,7 +137,7 @@ fn config_check_validates_the_example_without_binding() {
     let out = run(cmd, b"");
     assert!(out.status.success(), "{}", out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("OK, 4 listeners: tcp://127.0.0.1:5555, tcp6://[::1]:5555, udp://127.0.0.1:5555, tls://127.0.0.1:5556"), "{stdout}");
+    assert!(stdout.contains("OK, 5 listeners: tcp://127.0.0.1:5555, tcp6://[::1]:5555, udp://127.0.0.1:5555, tls://127.0.0.1:5556, quic://127.0.0.1:5556"), "{stdout}");
 }
 
 #[test]

@@ -91,6 +91,14 @@ impl Running {
         }
     }
 
+    /// A stderr line containing `needle`, whether it has already been read or not.
+    pub fn line_with(&mut self, needle: &str) -> String {
+        match self.seen.iter().find(|l| l.contains(needle)) {
+            Some(line) => line.clone(),
+            None => self.wait_for_line(needle),
+        }
+    }
+
     /// Sends a signal (e.g. libc SIGINT = 2) to the process.
     pub fn signal(&self, signal: i32) {
         let status = Command::new("kill")

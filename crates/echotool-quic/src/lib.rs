@@ -1,0 +1,167 @@
+//! QUIC for echotool, with quinn: the transport people comparing protocols ask for most.
+//!
+//! - **Server** (`quic://`): every bidirectional stream a client opens is an echo stream
+//!   (bytes back on the same stream, FIN answered with FIN, the same echo loop as TCP); every
+//!   unreliable datagram (RFC 9221) is echoed as a datagram. Many connections, many streams
+//!   per connection, the same limits, timeouts, counters and drain as the other servers.
+//!   0-RTT is accepted: an echo is idempotent, so replayed early data does no harm.
+//! - **Client**: one stream, seesaw or pipe, exactly like TCP; or datagrams
+//!   (`--datagram`), lost and reordered ones reported like UDP.
+//!
+//! Certificates, verification (`--ca`, `--pin`, `--insecure`, `--server-name`), mutual
+//! authentication and error messages are the TLS crate's ([`echotool_tls::config`] with the
+//! QUIC flavour: TLS 1.3, ALPN `echo`, early data). quinn's UDP layer uses GSO and GRO on
+//! Linux when the kernel offers them.
+
+#![warn(missing_docs)]
+
+mod error;
+mod server;
+mod stream;
+
+pub use error::QuicError;
+pub use server::QuicServer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use echotool_core::resolve::resolve;
+use echotool_core::{
+    Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server, ServerOptions,
+    Transport, async_trait,
+};
+use echotool_tls::ClientConfigs;
+use echotool_tls::config::{QUIC, ephemeral_names, server_config};
+use quinn::crypto::rustls::QuicClientConfig;
+
+use crate::stream::{QuicDatagrams, QuicStream};
+
+/// The `quic` transport.
+#[derive(Default)]
+pub struct QuicTransport {
+    /// Kept across dials so sessions resume (and 0-RTT works) on the next connection.
+    clients: ClientConfigs,
+}
+
+#[async_trait]
+impl Transport for QuicTransport {
+    fn name(&self) -> &'static str {
+        "quic"
+    }
+
+    fn summary(&self) -> &'static str {
+        "QUIC (quinn, TLS 1.3, ALPN echo): a stream per echo, or datagrams with --datagram"
+    }
+
+    fn setup_kinds(&self) -> Option<[&'static str; 2]> {
+        Some(["1-rtt", "0-rtt"])
+    }
+
+    fn check(&self, opts: &ServerOptions) -> Result<()> {
+        server_config(&opts.tls, QUIC, &[])?;
+        Ok(())
+    }
+
+    async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {
+        let url = format!("quic://{addr}");
+        let setup = server_config(&opts.tls, QUIC, &ephemeral_names(addr))?;
+        Ok(Box::new(QuicServer::bind(&url, addr, opts, setup).await?))
+    }
+
+    async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection> {
+        let url = format!("quic://{addr}");
+        let peer = resolve(addr, Family::Any).await?[0];
+        let setup = self.clients.get(&opts.tls, QUIC, opts.resume)?;
+        let crypto = QuicClientConfig::try_from(setup.config.clone())
+            .map_err(|e| QuicError::Config(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(Arc::new(client_transport()));
+        let endpoint = client_endpoint(peer).map_err(|source| Error::Connect {
+            url: url.clone(),
+            source,
+        })?;
+        let name = opts
+            .tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| addr.host.clone());
+        let connecting = endpoint
+            .connect_with(config, peer, &name)
+            .map_err(|e| QuicError::Config(format!("cannot connect to {url}: {e}")))?;
+        let explainer: stream::Explain = {
+            let (log, tls, name, url) = (
+                setup.verify_log.clone(),
+                opts.tls.clone(),
+                name.clone(),
+                url.clone(),
+            );
+            Arc::new(move |e| {
+                error::explain_connection(e, &log, &tls, &name, &url, peer).to_string()
+            })
+        };
+        let explain = |e: quinn::ConnectionError| {
+            error::explain_connection(&e, &setup.verify_log, &opts.tls, &name, &url, peer)
+        };
+        let handshake = async {
+            // With a resumed session the connection is usable at once: the first stream and
+            // its data travel as 0-RTT early data.
+            let (conn, early) = match connecting.into_0rtt() {
+                Ok((conn, _accepted)) if opts.resume => (conn, true),
+                Ok((conn, accepted)) => {
+                    accepted.await;
+                    (conn, false)
+                }
+                Err(connecting) => (connecting.await.map_err(explain)?, false),
+            };
+            let channel = if opts.datagrams {
+                let max = conn
+                    .max_datagram_size()
+                    .ok_or(QuicError::NoDatagrams { url: url.clone() })?;
+                Channel::Datagram(Box::new(QuicDatagrams::new(
+                    conn.clone(),
+                    endpoint.clone(),
+                    max,
+                )))
+            } else {
+                let (send, recv) = conn.open_bi().await.map_err(explain)?;
+                Channel::Stream(Box::new(QuicStream::client(
+                    send,
+                    recv,
+                    conn.clone(),
+                    endpoint.clone(),
+                    explainer.clone(),
+                )))
+            };
+            Ok::<_, Error>((conn, channel, early))
+        };
+        let (conn, channel, early) = tokio::time::timeout(opts.connect_timeout, handshake)
+            .await
+            .map_err(|_| error::no_answer(&url, peer, opts.connect_timeout))??;
+        let details = stream::describe(&conn, early);
+        Ok(Connection {
+            channel,
+            peer,
+            details,
+            resumed: early,
+        })
+    }
+}
+
+/// A client endpoint on an ephemeral port of the peer's address family.
+fn client_endpoint(peer: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let local: SocketAddr = if peer.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    quinn::Endpoint::client(local)
+}
+
+/// Client transport settings: datagrams on, a keep-alive below the idle timeout.
+fn client_transport() -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.datagram_receive_buffer_size(Some(1 << 20));
+    transport.keep_alive_interval(Some(Duration::from_secs(10)));
+    transport
+}

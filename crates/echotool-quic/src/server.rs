@@ -1,0 +1,284 @@
+//! The QUIC echo server: connections, echo streams and echoed datagrams.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use echotool_core::echo::{ConnStats, echo_stream};
+use echotool_core::resolve::resolve;
+use echotool_core::{
+    CancellationToken, Error, Family, HostPort, Limits, OnLimit, Result, ServeContext, Server,
+    ServerOptions, async_trait,
+};
+use echotool_tls::config::ServerSetup;
+use quinn::crypto::rustls::QuicServerConfig;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::QuicError;
+use crate::stream::QuicStream;
+
+/// A bound QUIC echo server.
+pub struct QuicServer {
+    endpoint: quinn::Endpoint,
+    local: SocketAddr,
+    limits: Limits,
+    notes: Vec<String>,
+    pin: Option<String>,
+}
+
+impl QuicServer {
+    /// Binds a UDP socket (with the socket options of `opts`) and a quinn endpoint on it.
+    pub async fn bind(
+        url: &str,
+        addr: &HostPort,
+        opts: &ServerOptions,
+        setup: ServerSetup,
+    ) -> Result<Self> {
+        let bind_err = |source| Error::Bind {
+            url: url.to_string(),
+            source,
+        };
+        let wanted = resolve(addr, Family::Any).await?[0];
+        let socket = Socket::new(
+            Domain::for_address(wanted),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )
+        .map_err(bind_err)?;
+        if wanted.is_ipv6() {
+            socket.set_only_v6(false).map_err(bind_err)?;
+        }
+        if let Some(size) = opts.socket.recv_buffer {
+            socket.set_recv_buffer_size(size).map_err(bind_err)?;
+        }
+        if let Some(size) = opts.socket.send_buffer {
+            socket.set_send_buffer_size(size).map_err(bind_err)?;
+        }
+        socket.bind(&wanted.into()).map_err(bind_err)?;
+        let crypto = QuicServerConfig::try_from(setup.config.clone())
+            .map_err(|e| QuicError::Config(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(Arc::new(server_transport(&opts.limits)));
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            socket.into(),
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_err)?;
+        let local = endpoint.local_addr().map_err(bind_err)?;
+        Ok(QuicServer {
+            notes: setup.notes("quic", &HostPort::from(local)),
+            pin: setup.certificate_pin.clone(),
+            endpoint,
+            local,
+            limits: opts.limits.clone(),
+        })
+    }
+}
+
+/// Server transport settings: the idle timeout of the limits, many streams, datagrams on.
+fn server_transport(limits: &Limits) -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(
+        limits
+            .idle_timeout
+            .and_then(|d| quinn::IdleTimeout::try_from(d).ok()),
+    );
+    transport.max_concurrent_bidi_streams(1024u32.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.datagram_receive_buffer_size(Some(1 << 20));
+    transport
+}
+
+#[async_trait]
+impl Server for QuicServer {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    fn certificate_pin(&self) -> Option<String> {
+        self.pin.clone()
+    }
+
+    async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
+        let QuicServer {
+            endpoint, limits, ..
+        } = *self;
+        let permits = Arc::new(Semaphore::new(limits.max_conns.max(1)));
+        let tasks = TaskTracker::new();
+        let cut = CancellationToken::new();
+        loop {
+            let incoming = tokio::select! {
+                incoming = endpoint.accept() => match incoming {
+                    Some(incoming) => incoming,
+                    None => break,
+                },
+                () = ctx.shutdown.cancelled() => break,
+            };
+            let permit = match limits.on_limit {
+                OnLimit::Wait => tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = ctx.shutdown.cancelled() => break,
+                },
+                OnLimit::Refuse => match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        ctx.stats.refused.fetch_add(1, Relaxed);
+                        debug!(listener = %ctx.url, peer = %incoming.remote_address(),
+                            "refused: connection limit reached");
+                        incoming.refuse();
+                        continue;
+                    }
+                },
+            };
+            let handler = Handler {
+                ctx: ctx.clone(),
+                limits: limits.clone(),
+                _permit: permit,
+            };
+            let cut = cut.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = handler.run(incoming) => {}
+                    () = cut.cancelled() => {}
+                }
+            });
+        }
+        // No new connections from here on; the ones open finish their echoes.
+        endpoint.set_server_config(None);
+        tasks.close();
+        if tokio::time::timeout(limits.drain_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(listener = %ctx.url, open = tasks.len(), "drain timeout passed; closing the rest");
+            cut.cancel();
+            tasks.wait().await;
+        }
+        endpoint.close(0u32.into(), b"server shutting down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        Ok(())
+    }
+}
+
+/// One QUIC connection: handshake, then every stream and datagram it brings.
+struct Handler {
+    ctx: ServeContext,
+    limits: Limits,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Handler {
+    async fn run(self, incoming: quinn::Incoming) {
+        let stats = &self.ctx.stats;
+        let _open = stats.open_connection();
+        let (url, peer) = (&self.ctx.url, incoming.remote_address());
+        debug!(listener = %url, %peer, "accepted");
+        let connecting = match incoming.accept() {
+            Ok(connecting) => connecting,
+            Err(err) => {
+                stats.record_error();
+                debug!(listener = %url, %peer, error = %err, "handshake failed");
+                return;
+            }
+        };
+        // 0.5-RTT: streams a resuming client opened with early data are served before the
+        // handshake completes; the handshake itself still has to finish in time.
+        let conn = match connecting.into_0rtt() {
+            Ok((conn, accepted)) => {
+                let watchdog = conn.clone();
+                let (limit, url, stats) =
+                    (self.limits.handshake_timeout, url.clone(), stats.clone());
+                tokio::spawn(async move {
+                    if tokio::time::timeout(limit, accepted).await.is_err() {
+                        stats.record_error();
+                        debug!(listener = %url, %peer, "handshake timed out");
+                        watchdog.close(0u32.into(), b"handshake timeout");
+                    }
+                });
+                conn
+            }
+            Err(connecting) => {
+                match tokio::time::timeout(self.limits.handshake_timeout, connecting).await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(err)) => {
+                        stats.record_error();
+                        debug!(listener = %url, %peer, error = %err, "handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        stats.record_error();
+                        debug!(listener = %url, %peer, "handshake timed out");
+                        return;
+                    }
+                }
+            }
+        };
+        let streams = TaskTracker::new();
+        let end = loop {
+            tokio::select! {
+                stream = conn.accept_bi() => match stream {
+                    Ok((send, recv)) => {
+                        let (stats, url, shutdown) = (stats.clone(), url.clone(), self.ctx.shutdown.clone());
+                        let idle = self.limits.idle_timeout;
+                        streams.spawn(async move {
+                            let mut stream = QuicStream::server(send, recv);
+                            let mut conn_stats = ConnStats::default();
+                            match echo_stream(&mut stream, &stats, &mut conn_stats, idle, &shutdown).await {
+                                Ok(end) => debug!(listener = %url, %peer, ?end, bytes = conn_stats.bytes, "stream closed"),
+                                Err(err) => {
+                                    stats.record_error();
+                                    debug!(listener = %url, %peer, error = %err, "stream error");
+                                }
+                            }
+                        });
+                    }
+                    Err(err) => break err,
+                },
+                datagram = conn.read_datagram() => match datagram {
+                    Ok(datagram) => {
+                        let n = datagram.len();
+                        stats.record_received(n);
+                        match conn.send_datagram(datagram) {
+                            Ok(()) => stats.record_sent(n),
+                            Err(err) => {
+                                stats.record_error();
+                                debug!(listener = %url, %peer, error = %err, bytes = n, "datagram not echoed");
+                            }
+                        }
+                    }
+                    Err(err) => break err,
+                },
+                () = self.ctx.shutdown.cancelled() => {
+                    streams.close();
+                    streams.wait().await;
+                    conn.close(0u32.into(), b"server shutting down");
+                    break quinn::ConnectionError::LocallyClosed;
+                }
+            }
+        };
+        streams.close();
+        streams.wait().await;
+        use quinn::ConnectionError as C;
+        match end {
+            C::ApplicationClosed(_) | C::LocallyClosed | C::TimedOut => {
+                debug!(listener = %url, %peer, reason = %end, "closed");
+            }
+            err => {
+                stats.record_error();
+                debug!(listener = %url, %peer, error = %err, "connection error");
+            }
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! QUIC: echotool to echotool (streams, datagrams, many streams, mutual authentication, pins)
+//! and against aioquic, an independent QUIC implementation, in both directions.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+
+use common::*;
+
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/quic_echo.py");
+
+fn require_aioquic() {
+    let ok = Command::new("python3")
+        .args(["-c", "import aioquic"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "aioquic is not installed; run the test suite with scripts/test.sh, which installs it"
+    );
+}
+
+/// `echotool certs` into a fresh directory.
+fn certs() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "echotool-quic-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut cmd = echotool();
+    cmd.args(["certs", "--force", "--out", dir.to_str().unwrap()]);
+    let out = run(cmd, b"");
+    assert!(out.status.success(), "{}", out.stderr);
+    dir
+}
+
+fn file(dir: &std::path::Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// A QUIC server with an ephemeral certificate, and the pin it printed.
+fn ephemeral(listen: &str) -> (Server, String) {
+    let mut server = Server::start(&["--proto", "quic", "-l", listen]);
+    let line = server.proc.wait_for_line("connect with:");
+    let pin = line
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("echotool connect --proto quic --pin"),
+        "{line}"
+    );
+    (server, pin)
+}
+
+#[test]
+fn seesaw_and_a_mebibyte_over_ipv4_and_ipv6() {
+    for listen in ["127.0.0.1:0", "[::1]:0"] {
+        let (server, pin) = ephemeral(listen);
+        let lines = connect(
+            &["--pin", &pin, "--mode", "lines", server.url()],
+            b"one\ntwo\n",
+        );
+        assert!(lines.status.success(), "{listen}: {}", lines.stderr);
+        assert_eq!(lines.stdout, b"one\ntwo\n");
+        let data = random_bytes(1 << 20, 11);
+        let piped = connect(&["--pin", &pin, server.url()], &data);
+        assert!(piped.status.success(), "{listen}: {}", piped.stderr);
+        assert_same_bytes(&piped.stdout, &data);
+    }
+}
+
+#[test]
+fn datagrams_are_echoed_as_datagrams() {
+    let (server, pin) = ephemeral(":0");
+    let lines = connect(
+        &["--pin", &pin, "--datagram", "--mode", "lines", server.url()],
+        b"first\nsecond\n",
+    );
+    assert!(lines.status.success(), "{}", lines.stderr);
+    assert_eq!(lines.stdout, b"first\nsecond\n");
+    let data = random_bytes(100_000, 12);
+    let piped = connect(
+        &["--pin", &pin, "--datagram", "--size", "1000", server.url()],
+        &data,
+    );
+    assert!(piped.status.success(), "{}", piped.stderr);
+    assert_same_bytes(&piped.stdout, &data);
+    let v = connect(
+        &["-v", "--pin", &pin, "--datagram", "-m", "x", server.url()],
+        b"",
+    );
+    assert!(
+        v.stderr.contains("QUIC v1 with TLS 1.3, ALPN echo"),
+        "{}",
+        v.stderr
+    );
+    let (status, lines) = server.stop();
+    assert!(status.success());
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("summary quic://"))
+        .unwrap();
+    assert!(summary.contains(" 0 errors"), "{summary}");
+}
+
+#[test]
+fn many_streams_and_many_connections_at_once() {
+    require_aioquic();
+    let dir = certs();
+    let server = Server::start(&[
+        "--proto",
+        "quic",
+        "-l",
+        ":0",
+        "--cert",
+        &file(&dir, "server.pem"),
+        "--key",
+        &file(&dir, "server-key.pem"),
+    ]);
+    let port = server.port().to_string();
+    // 16 streams on one connection, each a full copy, from an independent implementation.
+    let data = random_bytes(64 * 1024, 13);
+    let mut many = Command::new("python3");
+    many.args([
+        PEER,
+        "client",
+        "127.0.0.1",
+        &port,
+        "--ca",
+        &file(&dir, "ca.pem"),
+        "--server-name",
+        "localhost",
+        "--streams",
+        "16",
+    ]);
+    let out = run(many, &data);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_same_bytes(&out.stdout, &data);
+    // 20 echotool clients at once.
+    let url = format!("quic://localhost:{port}");
+    let ca = file(&dir, "ca.pem");
+    let clients: Vec<_> = (0..20u64)
+        .map(|i| {
+            let (url, ca) = (url.clone(), ca.clone());
+            thread::spawn(move || {
+                let data = random_bytes(32 * 1024, 100 + i);
+                let out = connect(&["--ca", &ca, &url], &data);
+                assert!(out.status.success(), "{}", out.stderr);
+                assert_same_bytes(&out.stdout, &data);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn mutual_authentication_and_its_refusal() {
+    let dir = certs();
+    let server = Server::start(&[
+        "--proto",
+        "quic",
+        "-l",
+        ":0",
+        "--cert",
+        &file(&dir, "server.pem"),
+        "--key",
+        &file(&dir, "server-key.pem"),
+        "--client-ca",
+        &file(&dir, "ca.pem"),
+    ]);
+    let url = format!("quic://localhost:{}", server.port());
+    let ca = file(&dir, "ca.pem");
+    let ok = connect(
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &file(&dir, "client.pem"),
+            "--key",
+            &file(&dir, "client-key.pem"),
+            "-m",
+            "mutual",
+            &url,
+        ],
+        b"",
+    );
+    assert!(ok.status.success(), "{}", ok.stderr);
+    assert_eq!(ok.stdout, b"mutual\n");
+    connect(&["--ca", &ca, "-m", "x", &url], b"").assert_error(
+        1,
+        &[
+            "the server requires a client certificate",
+            "--cert and --key",
+        ],
+    );
+}
+
+#[test]
+fn pins_right_and_wrong() {
+    let (server, pin) = ephemeral(":0");
+    let ok = connect(&["--pin", &pin, "-m", "pinned", server.url()], b"");
+    assert_eq!(ok.stdout, b"pinned\n", "{}", ok.stderr);
+    let wrong = format!("sha256:{}", "cd".repeat(32));
+    connect(&["--pin", &wrong, "-m", "x", server.url()], b"").assert_error(
+        1,
+        &[
+            "has the fingerprint sha256:",
+            "not the one given with --pin",
+        ],
+    );
+    connect(&["-m", "x", server.url()], b"")
+        .assert_error(1, &["not issued by a CA this client trusts"]);
+}
+
+#[test]
+fn aioquic_client_against_echotool_serve() {
+    require_aioquic();
+    let dir = certs();
+    for (listen, host) in [(":0", "127.0.0.1"), ("[::1]:0", "::1")] {
+        let server = Server::start(&[
+            "--proto",
+            "quic",
+            "-l",
+            listen,
+            "--cert",
+            &file(&dir, "server.pem"),
+            "--key",
+            &file(&dir, "server-key.pem"),
+        ]);
+        let port = server.port().to_string();
+        let data = random_bytes(1 << 20, 14);
+        let mut client = Command::new("python3");
+        client.args([
+            PEER,
+            "client",
+            host,
+            &port,
+            "--ca",
+            &file(&dir, "ca.pem"),
+            "--server-name",
+            "localhost",
+        ]);
+        let out = run(client, &data);
+        assert!(out.status.success(), "{host}: {}", out.stderr);
+        assert_same_bytes(&out.stdout, &data);
+        let mut datagrams = Command::new("python3");
+        datagrams.args([
+            PEER,
+            "client",
+            host,
+            &port,
+            "--ca",
+            &file(&dir, "ca.pem"),
+            "--server-name",
+            "localhost",
+            "--datagram",
+        ]);
+        let out = run(datagrams, b"dgram one\ndgram two\n");
+        assert!(out.status.success(), "{host}: {}", out.stderr);
+        assert_eq!(out.stdout, b"dgram one\ndgram two\n");
+    }
+}
+
+#[test]
+fn echotool_connect_against_an_aioquic_server() {
+    require_aioquic();
+    let dir = certs();
+    let mut peer = Command::new("python3");
+    peer.args([
+        PEER,
+        "server",
+        "--port",
+        "0",
+        "--cert",
+        &file(&dir, "server.pem"),
+        "--key",
+        &file(&dir, "server-key.pem"),
+    ]);
+    let mut proc = Running::spawn(peer);
+    let line = proc.wait_for_line("listening on quic://");
+    let port = line.rsplit(':').next().unwrap().trim().to_string();
+    let url = format!("quic://localhost:{port}");
+    let ca = file(&dir, "ca.pem");
+    let data = random_bytes(1 << 20, 15);
+    let out = connect(&["--ca", &ca, &url], &data);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_same_bytes(&out.stdout, &data);
+    let lines = connect(
+        &["--ca", &ca, "--mode", "lines", &url],
+        b"to aioquic\nand back\n",
+    );
+    assert_eq!(lines.stdout, b"to aioquic\nand back\n", "{}", lines.stderr);
+    // aioquic cannot split a datagram over packets: keep them small.
+    let dgrams = connect(
+        &["--ca", &ca, "--datagram", "--size", "1000", &url],
+        &random_bytes(20_000, 16),
+    );
+    assert!(dgrams.status.success(), "{}", dgrams.stderr);
+    assert_eq!(dgrams.stdout.len(), 20_000);
+}
+
+#[test]
+fn no_quic_server_and_alpn_mismatch_are_explained() {
+    let port = free_udp_port();
+    connect(
+        &[
+            "--proto",
+            "quic",
+            "--insecure",
+            "--timeout",
+            "500ms",
+            "-m",
+            "x",
+            &format!("127.0.0.1:{port}"),
+        ],
+        b"",
+    )
+    .assert_error(
+        1,
+        &[
+            "no QUIC connection to quic://127.0.0.1:",
+            "within 500 ms",
+            "QUIC runs over UDP",
+            &format!("UDP port {port}"),
+            "firewall",
+        ],
+    );
+    let (server, pin) = ephemeral(":0");
+    connect(
+        &["--pin", &pin, "--alpn", "h3", "-m", "x", server.url()],
+        b"",
+    )
+    .assert_error(1, &["ALPN", "--alpn"]);
+}
+
+#[test]
+fn quic_listens_from_a_url_next_to_other_transports() {
+    let server = Server::start_n(&["-l", "tcp://127.0.0.1:0", "-l", "quic://127.0.0.1:0"], 2);
+    assert!(
+        server.urls[1].starts_with("quic://127.0.0.1:"),
+        "{:?}",
+        server.urls
+    );
+}
+
+#[test]
+fn sslkeylogfile_is_honoured_with_a_warning_on_both_sides() {
+    for proto in ["tls", "quic"] {
+        let dir = certs();
+        let (server_log, client_log) = (dir.join("server-keys.log"), dir.join("client-keys.log"));
+        let mut cmd = echotool();
+        cmd.env("SSLKEYLOGFILE", &server_log).args([
+            "serve",
+            "--proto",
+            proto,
+            "-l",
+            ":0",
+            "--cert",
+            &file(&dir, "server.pem"),
+            "--key",
+            &file(&dir, "server-key.pem"),
+        ]);
+        let mut server = Running::spawn(cmd);
+        server.wait_for_line("SSLKEYLOGFILE is set");
+        let line = server.wait_for_line("listening on ");
+        let url = line
+            .trim_start_matches("listening on ")
+            .trim()
+            .replace("127.0.0.1", "localhost");
+        let mut client = echotool();
+        client.env("SSLKEYLOGFILE", &client_log).args([
+            "connect",
+            "--ca",
+            &file(&dir, "ca.pem"),
+            "-m",
+            "secret",
+            &url,
+        ]);
+        let out = run(client, b"");
+        assert_eq!(out.stdout, b"secret\n", "{proto}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.matches("SSLKEYLOGFILE is set").count(),
+            1,
+            "{proto}: {}",
+            out.stderr
+        );
+        for log in [&client_log, &server_log] {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            assert!(
+                text.contains("CLIENT_TRAFFIC_SECRET_0"),
+                "{proto}: {} has {text:?}",
+                log.display()
+            );
+        }
+    }
+}
