@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use echotool_core::{BoxStream, Channel, ClientOptions, DatagramSocket, HostPort, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::payload::Payload;
@@ -57,45 +57,74 @@ pub struct Drive {
     pub echo_timeout: Duration,
 }
 
-/// Paces senders: permits that echoes give back (closed loop), or a fixed schedule (open
-/// loop). Shared by a connection's writer and reader; the schedule's position is the writer's.
-struct Pacer {
-    permits: Semaphore,
+/// The sender's side of pacing: a fixed schedule (open loop), or slots that echoes free
+/// (closed loop), each carrying the moment it was freed.
+///
+/// A closed-loop message counts from when its slot freed, not from when the writer got round
+/// to sending it: otherwise the client's own delay between an echo and the next send would
+/// fall outside every round trip, and latency would stop agreeing with throughput
+/// (Little's law: connections x depth = messages/s x mean round trip).
+struct Schedule {
+    freed: mpsc::UnboundedReceiver<Instant>,
     interval: Option<Duration>,
+    next: Instant,
 }
 
-impl Pacer {
-    fn new(drive: &Drive) -> Self {
-        Pacer {
-            permits: Semaphore::new(drive.depth.max(1)),
-            interval: drive.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+/// The receiver's side of pacing: frees slots as echoes arrive (closed loop only).
+struct Slots {
+    freed: mpsc::UnboundedSender<Instant>,
+    closed_loop: bool,
+}
+
+fn pacing(drive: &Drive) -> (Schedule, Slots) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let now = Instant::now();
+    let closed_loop = drive.rate.is_none();
+    if closed_loop {
+        for _ in 0..drive.depth.max(1) {
+            let _ = tx.send(now);
         }
     }
+    (
+        Schedule {
+            freed: rx,
+            interval: drive.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: now,
+        },
+        Slots {
+            freed: tx,
+            closed_loop,
+        },
+    )
+}
 
+impl Schedule {
     /// Waits for the next send; returns the time the message counts from, or `None` once the
-    /// window has closed. `next` is the writer's place in the schedule.
-    async fn next(&self, next: &mut Instant, window: &Window) -> Option<Instant> {
+    /// window has closed.
+    async fn next(&mut self, window: &Window) -> Option<Instant> {
         let stamp = match self.interval {
             Some(interval) => {
-                let at = *next;
-                *next += interval;
+                let at = self.next;
+                self.next += interval;
                 // Only sleep when ahead of schedule; behind it, catch up at once.
                 if at > Instant::now() {
                     tokio::time::sleep_until(at).await;
                 }
                 at
             }
-            None => {
-                self.permits.acquire().await.ok()?.forget();
-                Instant::now()
-            }
+            None => self.freed.recv().await?,
         };
         (stamp < window.end).then_some(stamp)
     }
+}
 
+impl Slots {
     fn release(&self, n: usize) {
-        if self.interval.is_none() {
-            self.permits.add_permits(n);
+        if self.closed_loop {
+            let now = Instant::now();
+            for _ in 0..n {
+                let _ = self.freed.send(now);
+            }
         }
     }
 }
@@ -105,15 +134,13 @@ pub async fn stream_echo(stream: BoxStream, drive: Drive, window: Window) -> Tal
     let payload = Payload::new(drive.size);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
-    let pacer = Pacer::new(&drive);
-    let pacer = &pacer;
+    let (mut schedule, slots) = pacing(&drive);
     let mut tally = Tally::default();
     let writer = async move {
         let mut buf = vec![0u8; payload_len(drive.size)];
         let payload = Payload::new(drive.size);
         let mut seq = 0u64;
-        let mut next = Instant::now();
-        while let Some(stamp) = pacer.next(&mut next, &window).await {
+        while let Some(stamp) = schedule.next(&window).await {
             payload.fill(seq, &mut buf);
             if tx.send((seq, stamp)).is_err() || wr.write_all(&buf).await.is_err() {
                 break;
@@ -138,7 +165,7 @@ pub async fn stream_echo(stream: BoxStream, drive: Drive, window: Window) -> Tal
             } else if window.contains(sent) {
                 tally.record(now - sent, buf.len());
             }
-            pacer.release(1);
+            slots.release(1);
         }
     };
     tokio::join!(writer, reader);
@@ -161,15 +188,14 @@ pub async fn datagram_echo(socket: Box<dyn DatagramSocket>, drive: Drive, window
     let payload = Payload::new(size);
     let socket: Arc<dyn DatagramSocket> = Arc::from(socket);
     let pending: Mutex<BTreeMap<u64, Instant>> = Mutex::new(BTreeMap::new());
-    let pacer = Pacer::new(&drive);
+    let (mut schedule, slots) = pacing(&drive);
     let done = AtomicBool::new(false);
     let errors = Mutex::new(0u64);
     let mut tally = Tally::default();
     let writer = async {
         let mut buf = vec![0u8; size];
         let mut seq = 0u64;
-        let mut next = Instant::now();
-        while let Some(stamp) = pacer.next(&mut next, &window).await {
+        while let Some(stamp) = schedule.next(&window).await {
             payload.fill(seq, &mut buf);
             take(&pending).insert(seq, stamp);
             if let Err(e) = socket.send(&buf).await {
@@ -207,7 +233,7 @@ pub async fn datagram_echo(socket: Box<dyn DatagramSocket>, drive: Drive, window
                             } else if window.contains(sent) {
                                 tally.record(now - sent, n);
                             }
-                            pacer.release(1);
+                            slots.release(1);
                         }
                         // Not in flight: altered, duplicated, or late after being counted lost.
                         None => tally.mismatches += 1,
@@ -235,7 +261,7 @@ pub async fn datagram_echo(socket: Box<dyn DatagramSocket>, drive: Drive, window
                     };
                     tally.lost +=
                         expired.iter().filter(|(_, s)| window.contains(*s)).count() as u64;
-                    pacer.release(expired.len());
+                    slots.release(expired.len());
                 }
             }
         }
