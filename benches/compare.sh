@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The performance comparison of issue 9: echotool serve against the servers people would use
+# instead, each measured in the same run on the same machine with the same load.
+#
+#   bash benches/compare.sh              # ROUNDS=3 DURATION=5 by default
+#   ROUNDS=5 DURATION=10 bash benches/compare.sh
+#
+# Builds echotool (release) and the peers in benches/peers, then for every scenario starts each
+# server pinned to CPU 0 (taskset -c 0) and drives it from CPU 1 with `echotool bench --target`
+# (and, where it fits, the independent C client benches/peers/echo_load.c). Rounds are
+# interleaved (every server once per round) and the summary reports medians across rounds.
+# Writes benches/results/latest.md, latest.json and the raw measurements.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+OUT=benches/results
+RAW="$OUT/raw-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+ECHOTOOL=target/release/echotool
+PEERS=target/peers
+CERTS=target/bench-certs
+
+for tool in socat ncat taskset python3; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install socat ncat util-linux python3)" >&2; exit 1; }
+done
+
+echo "building echotool and the peers" >&2
+cargo build --release --quiet -p echotool -p echo-peer-tokio
+bash benches/peers/build.sh
+"$ECHOTOOL" certs --out "$CERTS" --force >/dev/null
+mkdir -p "$OUT"
+: > "$RAW"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# A port below the ephemeral range that nothing uses.
+free_port() {
+  python3 - <<'PY'
+import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 32000)
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", p)); s.close()
+        print(p); break
+    except OSError:
+        pass
+PY
+}
+
+# Waits (bounded) until a TCP port accepts, or a UDP/QUIC server printed its line.
+wait_tcp() {
+  for _ in $(seq 200); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2).close()" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "error: nothing listens on port $1" >&2; return 1
+}
+wait_line() {  # file, needle
+  for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "error: no '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+# start NAME PROTO: starts server NAME for PROTO on CPU $SERVER_CPU, sets PORT and SERVER_PID.
+start() {
+  local name=$1 proto=$2 log
+  log=$(mktemp)
+  PORT=$(free_port)
+  case "$name/$proto" in
+    echotool/tls)  taskset -c "$SERVER_CPU" "$ECHOTOOL" -q serve --proto tls -l "127.0.0.1:$PORT" --cert "$CERTS/server.pem" --key "$CERTS/server-key.pem" 2>"$log" & ;;
+    echotool/quic) taskset -c "$SERVER_CPU" "$ECHOTOOL" -q serve --proto quic -l "127.0.0.1:$PORT" --cert "$CERTS/server.pem" --key "$CERTS/server-key.pem" 2>"$log" & ;;
+    echotool/*)    taskset -c "$SERVER_CPU" "$ECHOTOOL" -q serve --proto "$proto" -l "127.0.0.1:$PORT" 2>"$log" & ;;
+    tokio/*)       taskset -c "$SERVER_CPU" target/release/echo-peer-tokio "$proto" "127.0.0.1:$PORT" 2>"$log" & ;;
+    epoll/*)       taskset -c "$SERVER_CPU" "$PEERS/epoll_echo" "$proto" "$PORT" 1 2>"$log" & ;;
+    # socat at its best: nodelay, a real backlog (without them it stalls 40 ms per echo > 8 KiB).
+    socat/tcp)     taskset -c "$SERVER_CPU" socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=1024" PIPE 2>"$log" & ;;
+    socat/tls)     taskset -c "$SERVER_CPU" socat "OPENSSL-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=1024,cert=$CERTS/server.pem,key=$CERTS/server-key.pem,verify=0" PIPE 2>"$log" & ;;
+    ncat/tls)      taskset -c "$SERVER_CPU" ncat --ssl --ssl-cert "$CERTS/server.pem" --ssl-key "$CERTS/server-key.pem" -l -k 127.0.0.1 "$PORT" --exec /bin/cat 2>"$log" & ;;
+    *) echo "error: no server $name for $proto" >&2; exit 1 ;;
+  esac
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  case "$name/$proto" in
+    */udp|*/quic) wait_line "$log" "listening on" ;;
+    *) wait_tcp "$PORT" ;;
+  esac
+}
+
+stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# bench SCENARIO_ID SERVER URL ARGS...: runs echotool bench on CPU $CLIENT_CPU and records the
+# median row of the given bench scenario as one JSON line.
+bench() {
+  local id=$1 server=$2 url=$3 row=$4; shift 4
+  taskset -c "$CLIENT_CPU" "$ECHOTOOL" -q bench --target "$url" --duration "$DURATION" --warmup "$WARMUP" --json "$@" \
+    | python3 -c '
+import json, sys
+report = json.load(sys.stdin)
+row = next(r for r in report["rows"] if r["scenario"] == sys.argv[4])
+f = row["median"]
+print(json.dumps({"scenario": sys.argv[1], "server": sys.argv[2], "client": "echotool-bench", "round": int(sys.argv[3]),
+  "msgs_per_sec": f["messages_per_sec"], "mb_per_sec": f["mb_per_sec"], "p50_us": f["rtt_us"]["p50"], "p99_us": f["rtt_us"]["p99"],
+  "errors": f["errors"], "mismatches": f["mismatches"], "lost": f["lost"]}))' "$id" "$server" "$ROUND" "$row" >> "$RAW"
+}
+
+# load SCENARIO_ID SERVER PROTO ARGS...: the independent C client, same shape.
+load() {
+  local id=$1 server=$2 proto=$3; shift 3
+  [ -x "$PEERS/echo_load" ] || return 0
+  taskset -c "$CLIENT_CPU" "$PEERS/echo_load" "$proto" 127.0.0.1 "$PORT" --duration "$DURATION" --warmup "$WARMUP" "$@" \
+    | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+print(json.dumps({"scenario": sys.argv[1], "server": sys.argv[2], "client": "echo_load", "round": int(sys.argv[3]),
+  "msgs_per_sec": r["msgs_per_sec"], "mb_per_sec": r["mb_per_sec"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
+  "errors": r["errors"], "mismatches": r["mismatches"], "lost": r.get("lost", 0)}))' "$id" "$server" "$ROUND" >> "$RAW"
+}
+
+for ROUND in $(seq "$ROUNDS"); do
+  echo "round $ROUND of $ROUNDS" >&2
+  for server in echotool tokio socat; do
+    start "$server" tcp
+    bench tcp-50x64 "$server" "tcp://127.0.0.1:$PORT" throughput --scenario throughput --conns 50 --size 64 --depth 1
+    load tcp-50x64 "$server" tcp --conns 50 --size 64
+    stop
+  done
+  for server in echotool epoll; do
+    start "$server" tcp
+    bench tcp-1x64 "$server" "tcp://127.0.0.1:$PORT" latency --scenario latency --conns 1 --size 64
+    load tcp-1x64 "$server" tcp --conns 1 --size 64
+    bench tcp-10x16k "$server" "tcp://127.0.0.1:$PORT" throughput --scenario throughput --conns 10 --size 16K --depth 1
+    load tcp-10x16k "$server" tcp --conns 10 --size 16384
+    stop
+  done
+  for server in echotool tokio epoll; do
+    start "$server" udp
+    bench udp-16x64 "$server" "udp://127.0.0.1:$PORT" throughput --scenario throughput --conns 16 --size 64 --depth 1
+    load udp-16x64 "$server" udp --conns 16 --size 64
+    stop
+  done
+  for server in echotool socat ncat; do
+    start "$server" tls
+    bench tls-handshakes "$server" "tls://localhost:$PORT" setup/full --connect-rate --conns 4 --ca "$CERTS/ca.pem"
+    stop
+  done
+  for server in echotool ncat; do
+    start "$server" tls
+    bench tls-10x16k "$server" "tls://localhost:$PORT" throughput --scenario throughput --conns 10 --size 16K --depth 1 --ca "$CERTS/ca.pem"
+    stop
+  done
+  start echotool tls
+  bench secure-1x64 echotool-tls "tls://localhost:$PORT" latency --scenario latency --ca "$CERTS/ca.pem"
+  stop
+  start echotool quic
+  bench secure-1x64 echotool-quic "quic://localhost:$PORT" latency --scenario latency --ca "$CERTS/ca.pem"
+  bench secure-10x16k echotool-quic "quic://localhost:$PORT" throughput --scenario throughput --conns 10 --size 16K --depth 1 --ca "$CERTS/ca.pem"
+  bench secure-handshakes echotool-quic "quic://localhost:$PORT" setup/1-rtt --connect-rate --conns 4 --ca "$CERTS/ca.pem"
+  stop
+  start echotool tls
+  bench secure-10x16k echotool-tls "tls://localhost:$PORT" throughput --scenario throughput --conns 10 --size 16K --depth 1 --ca "$CERTS/ca.pem"
+  bench secure-handshakes echotool-tls "tls://localhost:$PORT" setup/full --connect-rate --conns 4 --ca "$CERTS/ca.pem"
+  stop
+done
+
+echo "10000 idle connections" >&2
+python3 benches/idle_rss.py "$ECHOTOOL" 10000 "$SERVER_CPU" >> "$RAW"
+
+python3 benches/summarize.py "$RAW" "$OUT/latest.md" "$OUT/latest.json"
+cat "$OUT/latest.md"
