@@ -104,6 +104,25 @@ fn key_log() -> Option<Arc<dyn KeyLog>> {
     Some(Arc::new(KeyLogFile::new()))
 }
 
+/// `--cert` and `--key` go together: both, or neither.
+fn pair<'a>(
+    cert: &'a Option<std::path::PathBuf>,
+    key: &'a Option<std::path::PathBuf>,
+) -> Result<Option<(&'a Path, &'a Path)>, TlsError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(TlsError::HalfPair {
+            given: "--cert",
+            missing: "--key",
+        }),
+        (None, Some(_)) => Err(TlsError::HalfPair {
+            given: "--key",
+            missing: "--cert",
+        }),
+    }
+}
+
 /// A certificate and key, checked to belong together.
 fn cert_and_key(
     cert: &Path,
@@ -185,8 +204,8 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let (mut config, ephemeral_fingerprint, leaf) = match (&opts.cert, &opts.key) {
-        (Some(cert), Some(key)) => {
+    let (mut config, ephemeral_fingerprint, leaf) = match pair(&opts.cert, &opts.key)? {
+        Some((cert, key)) => {
             let (chain, private) = cert_and_key(cert, key, SERVER_FILES_HINT)?;
             let leaf = certs::fingerprint(&chain[0]);
             let config = builder
@@ -194,24 +213,12 @@ pub fn server_config(
                 .map_err(|e| key_mismatch(e, cert, key))?;
             (config, None, leaf)
         }
-        (None, None) => {
+        None => {
             let made = certs::ephemeral(extra_sans)?;
             let config = builder
                 .with_single_cert(made.chain, made.key)
                 .map_err(config_err)?;
             (config, Some(made.fingerprint.clone()), made.fingerprint)
-        }
-        (Some(_), None) => {
-            return Err(TlsError::HalfPair {
-                given: "--cert",
-                missing: "--key",
-            });
-        }
-        (None, Some(_)) => {
-            return Err(TlsError::HalfPair {
-                given: "--key",
-                missing: "--cert",
-            });
         }
     };
     config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
@@ -285,8 +292,8 @@ pub fn client_config(
         .map_err(config_err)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
-    let mut config = match (&opts.cert, &opts.key) {
-        (Some(cert), Some(key)) => {
+    let mut config = match pair(&opts.cert, &opts.key)? {
+        Some((cert, key)) => {
             let hint =
                 "check the path; `echotool certs` writes certs/client.pem and certs/client-key.pem";
             let (chain, private) = cert_and_key(cert, key, hint)?;
@@ -294,19 +301,7 @@ pub fn client_config(
                 .with_client_auth_cert(chain, private)
                 .map_err(|e| key_mismatch(e, cert, key))?
         }
-        (None, None) => builder.with_no_client_auth(),
-        (Some(_), None) => {
-            return Err(TlsError::HalfPair {
-                given: "--cert",
-                missing: "--key",
-            });
-        }
-        (None, Some(_)) => {
-            return Err(TlsError::HalfPair {
-                given: "--key",
-                missing: "--cert",
-            });
-        }
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
     if !resume {
