@@ -3,25 +3,70 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncWriteExt, ReadBuf};
 
+use crate::admission::Activity;
+use crate::signal::Signal;
 use crate::{ByteStream, EchoStats};
 
 /// Size of the buffer a busy connection reads into. Large enough for one read to drain a
 /// loopback burst, small enough that thousands of busy connections fit in little memory.
 pub const ECHO_BUFFER: usize = 16 * 1024;
 
+/// Spare buffers kept per thread, so a connection that waits between messages does not
+/// allocate and free 16 KiB each time (a tenth of the server's own instructions per message
+/// before this pool). At most 1 MiB per thread.
+const SPARE_BUFFERS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An echo buffer on loan from this thread's spares; goes back when dropped.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    /// A buffer of [`ECHO_BUFFER`] initialised bytes (zeroed once, when first allocated).
+    fn take() -> Buffer {
+        let spare = SPARE.with(|s| s.borrow_mut().pop());
+        Buffer(spare.unwrap_or_else(|| vec![0; ECHO_BUFFER]))
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        // The task may have moved threads since `take`; any thread's pool will do.
+        let _ = SPARE.try_with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < SPARE_BUFFERS && buf.len() == ECHO_BUFFER {
+                spare.push(buf);
+            }
+        });
+    }
+}
+
 /// Why an echo loop ended without an I/O error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EchoEnd {
     /// The peer half-closed and received the echo of everything it sent.
     PeerClosed,
-    /// Nothing arrived (or nothing could be written) for the idle timeout.
-    IdleTimeout,
     /// The server is shutting down and this connection had nothing in flight.
     Shutdown,
 }
@@ -35,67 +80,56 @@ pub struct ConnStats {
     pub messages: u64,
 }
 
-/// Echoes `stream` until the peer closes its side, the idle timeout passes, or shutdown.
+/// Echoes `stream` until the peer closes its side or shutdown (the idle timeout is the
+/// [`crate::admission`] sweep's: `activity` is touched after each message).
 ///
-/// An idle connection holds no buffer: the loop waits for readiness first and only then takes
-/// one, and gives it back when the next read would wait. Writes block while the peer does not
+/// An idle connection holds no buffer: each read takes one from a per-thread pool only while
+/// data is there, and gives it back after the echo. Writes block while the peer does not
 /// read, so a client that never reads costs one buffer, not unbounded memory. After
 /// end-of-stream the write side is shut down so the peer sees the echo end too.
 ///
 /// On `shutdown`, data that has already arrived is still echoed (it is in flight); the loop
 /// ends at the first moment it would have to wait.
+///
+/// The hot path arms no timer, takes no lock and allocates nothing: the shutdown signal is one
+/// lock-free future, buffers come from the thread's spares, and activity is a relaxed store.
 pub async fn echo_stream<S: ByteStream + ?Sized>(
     stream: &mut S,
     stats: &EchoStats,
     conn: &mut ConnStats,
-    idle: Option<Duration>,
-    shutdown: &CancellationToken,
+    activity: &Activity,
+    shutdown: &Signal,
 ) -> io::Result<EchoEnd> {
-    let mut buf: Vec<u8> = Vec::new();
+    let mut cancelled = shutdown.fired();
     let end = loop {
-        let ready_now = poll_fn(|cx| Poll::Ready(stream.poll_read_ready(cx))).await;
-        match ready_now {
-            Poll::Ready(result) => result?,
-            Poll::Pending => {
-                buf = Vec::new();
-                if shutdown.is_cancelled() {
-                    break EchoEnd::Shutdown;
+        // The read takes a buffer from the thread's spares each time it is polled and gives it
+        // back when it would wait, so a connection holds a buffer only while data is there.
+        // `biased`: data that has arrived is echoed even while shutting down; a connection
+        // ends on shutdown only when it would have to wait.
+        let read = poll_fn(|cx| {
+            let mut buf = Buffer::take();
+            let mut dst = ReadBuf::new(&mut buf);
+            match Pin::new(&mut *stream).poll_read(cx, &mut dst) {
+                Poll::Ready(Ok(())) => {
+                    let n = dst.filled().len();
+                    Poll::Ready(Ok((buf, n)))
                 }
-                let wait = poll_fn(|cx| stream.poll_read_ready(cx));
-                tokio::select! {
-                    ready = wait => ready?,
-                    () = sleep_or_forever(idle) => break EchoEnd::IdleTimeout,
-                    () = shutdown.cancelled() => break EchoEnd::Shutdown,
-                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
             }
-        }
-        if buf.capacity() == 0 {
-            buf.reserve_exact(ECHO_BUFFER);
-        }
-        buf.clear();
-        // Streams without readiness of their own (TLS) wait here rather than above, so the
-        // idle timeout and shutdown must be watched here too. `biased` reads first: data that
-        // has already arrived is echoed even while shutting down.
-        let n = tokio::select! {
+        });
+        let (buf, n) = tokio::select! {
             biased;
-            n = stream.read_buf(&mut buf) => n?,
-            () = sleep_or_forever(idle) => break EchoEnd::IdleTimeout,
-            () = shutdown.cancelled() => break EchoEnd::Shutdown,
+            read = read => read?,
+            () = &mut cancelled => break EchoEnd::Shutdown,
         };
         if n == 0 {
             break EchoEnd::PeerClosed;
         }
-        let write = async {
-            stream.write_all(&buf[..n]).await?;
-            stream.flush().await
-        };
-        match idle {
-            Some(limit) => match tokio::time::timeout(limit, write).await {
-                Ok(written) => written?,
-                Err(_) => break EchoEnd::IdleTimeout,
-            },
-            None => write.await?,
-        }
+        activity.touch();
+        // A peer that stops reading stalls the write; the sweep counts that as idle too.
+        stream.write_all(&buf[..n]).await?;
+        stream.flush().await?;
         stats.record_echo(n);
         conn.bytes += n as u64;
         conn.messages += 1;
@@ -105,28 +139,27 @@ pub async fn echo_stream<S: ByteStream + ?Sized>(
     Ok(end)
 }
 
-/// Sleeps for `limit`, or forever when there is none.
-pub(crate) async fn sleep_or_forever(limit: Option<Duration>) {
-    match limit {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use tokio::io::AsyncReadExt;
 
-    impl ByteStream for tokio::io::DuplexStream {}
+    use super::*;
 
     #[tokio::test]
     async fn echoes_exactly_and_half_closes() {
         let (mut client, mut server) = tokio::io::duplex(1024);
         let stats = EchoStats::default();
-        let token = CancellationToken::new();
+        let token = Signal::new();
         let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut conn = ConnStats::default();
-        let echo = echo_stream(&mut server, &stats, &mut conn, None, &token);
+        let activity = Activity::unwatched();
+        let echo = echo_stream(
+            &mut server,
+            &stats,
+            &mut conn,
+            &activity,
+            &token,
+        );
         let client_side = async {
             let (mut rd, mut wr) = tokio::io::split(&mut client);
             let send = async {
@@ -145,63 +178,5 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!((s.bytes_in, s.bytes_out), (100_000, 100_000));
         assert_eq!(conn.bytes, 100_000);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn idle_timeout_ends_a_silent_connection() {
-        let stats = EchoStats::default();
-        let token = CancellationToken::new();
-        // A stream without readiness of its own (like TLS) whose peer never sends: the loop
-        // waits in `read`, and the idle timeout must fire there.
-        let end = tokio::time::timeout(
-            Duration::from_secs(10),
-            echo_stream(
-                &mut NeverReady,
-                &stats,
-                &mut ConnStats::default(),
-                Some(Duration::from_secs(1)),
-                &token,
-            ),
-        )
-        .await
-        .expect("idle timeout should fire");
-        assert_eq!(end.unwrap(), EchoEnd::IdleTimeout);
-    }
-
-    /// A stream whose readiness never comes, like a socket the peer never writes to.
-    struct NeverReady;
-
-    impl ByteStream for NeverReady {}
-
-    impl tokio::io::AsyncRead for NeverReady {
-        fn poll_read(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            _: &mut tokio::io::ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            Poll::Pending
-        }
-    }
-
-    impl tokio::io::AsyncWrite for NeverReady {
-        fn poll_write(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            b: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Poll::Ready(Ok(b.len()))
-        }
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
     }
 }

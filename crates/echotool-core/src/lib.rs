@@ -3,7 +3,8 @@
 //! A transport crate (`echotool-tcp`, `echotool-udp`, `echotool-tls`, ...) implements
 //! [`Transport`]: bind a [`Server`] that echoes, or dial a [`Connection`] a client talks
 //! through. Stream servers hand their accept loop to [`listener::serve_streams`], which owns
-//! connection limits, timeouts, back-off and draining, and echo with [`echo::echo_stream`].
+//! connection limits ([`admission`]), timeouts, back-off and draining, and echo with
+//! [`echo::echo_stream`].
 //! Clients run [`session::run_session`], the seesaw of send, wait for the echo, show it.
 //!
 //! The binary fills a [`Registry`] with one line per transport and hands it to everything else,
@@ -11,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod duration;
 pub mod echo;
 pub mod endpoint;
@@ -21,6 +23,7 @@ mod registry;
 pub mod resolve;
 pub mod server;
 pub mod session;
+pub mod signal;
 pub mod size;
 mod stats;
 mod transport;

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::admission::{Activity, Admission, Slot};
 use crate::echo::{ConnStats, echo_stream};
-use crate::{BoxStream, ByteStream, Limits, OnLimit, Result, ServeContext};
+use crate::signal::Signal;
+use crate::{BoxStream, ByteStream, Limits, Result, ServeContext};
 
 /// The accepting half of a stream server, owned by the accept loop and dropped (closing the
 /// listening socket) the moment shutdown begins, so new clients are refused at once.
@@ -58,20 +57,12 @@ where
     U: Upgrade<L::Conn>,
 {
     let upgrade = Arc::new(upgrade);
-    let permits = Arc::new(Semaphore::new(limits.max_conns.max(1)));
-    let tasks = TaskTracker::new();
-    let cut = CancellationToken::new();
+    let mut admission = Admission::new(&limits, &ctx.url);
+    let stop = Signal::following(&ctx.shutdown);
     let mut backoff = AcceptBackoff::default();
     loop {
-        let waited_permit = match limits.on_limit {
-            OnLimit::Wait => tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(p) => Some(p),
-                    Err(_) => break,
-                },
-                () = ctx.shutdown.cancelled() => break,
-            },
-            OnLimit::Refuse => None,
+        let Some(reserved) = admission.reserve(&ctx.shutdown).await else {
+            break;
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -104,52 +95,33 @@ where
                 continue;
             }
         };
-        let permit = match waited_permit {
-            Some(p) => p,
-            None => match permits.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    ctx.stats
-                        .refused
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    debug!(listener = %ctx.url, %peer, max_conns = limits.max_conns,
-                        "refused: connection limit reached");
-                    drop(conn);
-                    continue;
-                }
-            },
+        let Some(slot) = admission.admit(reserved, &ctx.stats) else {
+            debug!(listener = %ctx.url, %peer, max_conns = limits.max_conns,
+                "refused: connection limit reached");
+            drop(conn);
+            continue;
         };
         let handler = Handler {
             upgrade: upgrade.clone(),
+            stop: stop.clone(),
             ctx: ctx.clone(),
             limits: limits.clone(),
             peer,
-            _permit: permit,
+            _slot: slot,
         };
-        let cut = cut.clone();
-        tasks.spawn(async move {
-            tokio::select! {
-                () = handler.run(conn) => {}
-                () = cut.cancelled() => {}
-            }
-        });
+        admission.spawn(peer, |activity| handler.run(conn, activity));
     }
+    // Closing the listening socket now refuses newcomers while the others drain.
     drop(listener);
-    tasks.close();
-    if tokio::time::timeout(limits.drain_timeout, tasks.wait())
-        .await
-        .is_err()
-    {
-        warn!(listener = %ctx.url, open = tasks.len(), "drain timeout passed; closing the rest");
-        cut.cancel();
-        tasks.wait().await;
-    }
+    admission.drain(&ctx.url).await;
 }
 
 /// One connection: handshake, echo, and the bookkeeping around them.
 struct Handler<U> {
     /// Shared by all connections; performs the upgrade (handshake).
     upgrade: Arc<U>,
+    /// Fires at shutdown: cheap to wait on beside the socket.
+    stop: Signal,
     /// Listener name, counters and the shutdown signal.
     ctx: ServeContext,
     /// Timeouts for this connection.
@@ -157,11 +129,11 @@ struct Handler<U> {
     /// Who is on the other side, for logs.
     peer: SocketAddr,
     /// Held for the life of the connection; dropping it lets the next one in.
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl<U> Handler<U> {
-    async fn run<C>(self, conn: C)
+    async fn run<C>(self, conn: C, activity: Activity)
     where
         U: Upgrade<C>,
     {
@@ -189,8 +161,7 @@ impl<U> Handler<U> {
             }
         };
         let mut conn = ConnStats::default();
-        let idle = self.limits.idle_timeout;
-        match echo_stream(&mut *stream, stats, &mut conn, idle, &self.ctx.shutdown).await {
+        match echo_stream(&mut *stream, stats, &mut conn, &activity, &self.stop).await {
             Ok(end) => {
                 debug!(listener = %url, %peer, ?end, bytes = conn.bytes, messages = conn.messages, "closed");
             }

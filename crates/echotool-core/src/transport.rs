@@ -8,7 +8,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -89,15 +88,9 @@ pub trait Server: Send {
 /// A byte stream a client writes to and reads from, or a server echoes on.
 ///
 /// Half-close is `AsyncWrite::poll_shutdown`: the peer reads end-of-stream but may still send.
-pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
-    /// Resolves when a read may make progress, so an idle connection need not hold a buffer.
-    ///
-    /// The default says "always"; plain sockets override it with the kernel's readiness.
-    /// A spurious "ready" only costs a buffer held while the read waits.
-    fn poll_read_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for S {}
 
 /// An owned, dynamically typed byte stream.
 pub type BoxStream = Box<dyn ByteStream>;
@@ -133,11 +126,4 @@ pub struct Connection {
     pub details: Vec<String>,
     /// Whether an earlier session was resumed (TLS session ticket, QUIC 0-RTT).
     pub resumed: bool,
-}
-
-/// Plain TCP streams wait on the kernel's readiness, so idle connections hold no buffer.
-impl ByteStream for tokio::net::TcpStream {
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::net::TcpStream::poll_read_ready(self, cx)
-    }
 }

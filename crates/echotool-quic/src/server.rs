@@ -2,20 +2,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
+use echotool_core::admission::{Activity, Admission, Slot};
 use echotool_core::echo::{ConnStats, echo_stream};
 use echotool_core::resolve::resolve;
+use echotool_core::signal::Signal;
 use echotool_core::{
-    CancellationToken, Error, Family, HostPort, Limits, OnLimit, Result, ServeContext, Server,
-    ServerOptions, async_trait,
+    Error, Family, HostPort, Limits, Result, ServeContext, Server, ServerOptions, async_trait,
 };
 use echotool_tls::config::ServerSetup;
 use quinn::crypto::rustls::QuicServerConfig;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::QuicError;
 use crate::stream::QuicStream;
@@ -112,10 +111,17 @@ impl Server for QuicServer {
         let QuicServer {
             endpoint, limits, ..
         } = *self;
-        let permits = Arc::new(Semaphore::new(limits.max_conns.max(1)));
-        let tasks = TaskTracker::new();
-        let cut = CancellationToken::new();
+        // QUIC has its own idle timeout (max_idle_timeout), enforced by quinn per connection.
+        let without_sweep = Limits {
+            idle_timeout: None,
+            ..limits.clone()
+        };
+        let mut admission = Admission::new(&without_sweep, &ctx.url);
+        let stop = Signal::following(&ctx.shutdown);
         loop {
+            let Some(reserved) = admission.reserve(&ctx.shutdown).await else {
+                break;
+            };
             let incoming = tokio::select! {
                 incoming = endpoint.accept() => match incoming {
                     Some(incoming) => incoming,
@@ -123,49 +129,24 @@ impl Server for QuicServer {
                 },
                 () = ctx.shutdown.cancelled() => break,
             };
-            let permit = match limits.on_limit {
-                OnLimit::Wait => tokio::select! {
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                    () = ctx.shutdown.cancelled() => break,
-                },
-                OnLimit::Refuse => match permits.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        ctx.stats.refused.fetch_add(1, Relaxed);
-                        debug!(listener = %ctx.url, peer = %incoming.remote_address(),
-                            "refused: connection limit reached");
-                        incoming.refuse();
-                        continue;
-                    }
-                },
+            let Some(slot) = admission.admit(reserved, &ctx.stats) else {
+                debug!(listener = %ctx.url, peer = %incoming.remote_address(),
+                    "refused: connection limit reached");
+                incoming.refuse();
+                continue;
             };
             let handler = Handler {
                 ctx: ctx.clone(),
+                stop: stop.clone(),
                 limits: limits.clone(),
-                _permit: permit,
+                _slot: slot,
             };
-            let cut = cut.clone();
-            tasks.spawn(async move {
-                tokio::select! {
-                    () = handler.run(incoming) => {}
-                    () = cut.cancelled() => {}
-                }
-            });
+            let peer = incoming.remote_address();
+            admission.spawn(peer, |_activity| handler.run(incoming));
         }
         // No new connections from here on; the ones open finish their echoes.
         endpoint.set_server_config(None);
-        tasks.close();
-        if tokio::time::timeout(limits.drain_timeout, tasks.wait())
-            .await
-            .is_err()
-        {
-            warn!(listener = %ctx.url, open = tasks.len(), "drain timeout passed; closing the rest");
-            cut.cancel();
-            tasks.wait().await;
-        }
+        admission.drain(&ctx.url).await;
         endpoint.close(0u32.into(), b"server shutting down");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
         Ok(())
@@ -175,8 +156,11 @@ impl Server for QuicServer {
 /// One QUIC connection: handshake, then every stream and datagram it brings.
 struct Handler {
     ctx: ServeContext,
+    /// Fires at shutdown: cheap to wait on beside the connection.
+    stop: Signal,
     limits: Limits,
-    _permit: OwnedSemaphorePermit,
+    /// Held for the life of the connection; dropping it lets the next one in.
+    _slot: Slot,
 }
 
 impl Handler {
@@ -226,16 +210,16 @@ impl Handler {
             }
         };
         let streams = TaskTracker::new();
+        let mut stopped = self.stop.fired();
         let end = loop {
             tokio::select! {
                 stream = conn.accept_bi() => match stream {
                     Ok((send, recv)) => {
-                        let (stats, url, shutdown) = (stats.clone(), url.clone(), self.ctx.shutdown.clone());
-                        let idle = self.limits.idle_timeout;
+                        let (stats, url, stop) = (stats.clone(), url.clone(), self.stop.clone());
                         streams.spawn(async move {
                             let mut stream = QuicStream::server(send, recv);
                             let mut conn_stats = ConnStats::default();
-                            match echo_stream(&mut stream, &stats, &mut conn_stats, idle, &shutdown).await {
+                            match echo_stream(&mut stream, &stats, &mut conn_stats, &Activity::unwatched(), &stop).await {
                                 Ok(end) => debug!(listener = %url, %peer, ?end, bytes = conn_stats.bytes, "stream closed"),
                                 Err(err) => {
                                     stats.record_error();
@@ -260,7 +244,7 @@ impl Handler {
                     }
                     Err(err) => break err,
                 },
-                () = self.ctx.shutdown.cancelled() => {
+                () = &mut stopped => {
                     streams.close();
                     streams.wait().await;
                     conn.close(0u32.into(), b"server shutting down");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use echotool_core::{ByteStream, DatagramSocket, async_trait};
+use echotool_core::{DatagramSocket, async_trait};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Turns a lost connection into words (the client's view: alerts, verification failures).
@@ -109,8 +109,6 @@ impl AsyncWrite for QuicStream {
         AsyncWrite::poll_shutdown(Pin::new(&mut self.send), cx)
     }
 }
-
-impl ByteStream for QuicStream {}
 
 /// A QUIC connection's unreliable datagrams (RFC 9221) as a datagram socket.
 pub(crate) struct QuicDatagrams {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use echotool_core::{ByteStream, TlsClientOptions};
+use echotool_core::TlsClientOptions;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -85,8 +85,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TlsByteStream<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for TlsByteStream<S> {}
 
 /// What `-v` shows about a client session: version, cipher suite, ALPN and the server's
 /// certificate.

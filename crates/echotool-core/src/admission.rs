@@ -1,0 +1,249 @@
+//! Who gets in, who is thrown out, and who is waited for at shutdown: the connection limit of
+//! a listener, the idle timeout of its connections, their tasks, and the drain. Shared by
+//! every connection-oriented server (the stream listener for TCP and TLS, and QUIC).
+//!
+//! The idle timeout is one sweeper per listener rather than a timer per connection: with a
+//! timer per connection, tokio's timer wheel is processed on every park of the runtime, which
+//! cost more than the rest of the echo's own work per message. A connection marks activity by
+//! copying a coarse clock the sweeper advances (two relaxed atomics); the sweeper aborts
+//! connections that have been idle for the limit (closed within two ticks of it).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{EchoStats, Limits, OnLimit};
+
+/// The connection limit and the connection tasks of one listener.
+pub struct Admission {
+    /// One permit per connection that may be open.
+    permits: Arc<Semaphore>,
+    /// What happens beyond the limit.
+    on_limit: OnLimit,
+    /// How long connections may finish at shutdown.
+    drain_timeout: Duration,
+    /// Every connection's task, waited for at shutdown and aborted after the drain timeout.
+    /// (Aborting costs a connection nothing while it runs, unlike a cancellation future
+    /// polled beside it on every wake-up.)
+    tasks: JoinSet<()>,
+    /// The idle sweep, when there is an idle timeout.
+    idle: Option<IdleSweep>,
+}
+
+/// The shared state of the idle sweep.
+struct IdleSweep {
+    /// The coarse clock, in sweeper ticks.
+    clock: Arc<AtomicU64>,
+    /// Connections by key, with their last activity (in ticks) and how to end them.
+    watched: Arc<Mutex<HashMap<u64, Watched>>>,
+    next_key: u64,
+    sweeper: JoinHandle<()>,
+}
+
+struct Watched {
+    last: Arc<AtomicU64>,
+    abort: AbortHandle,
+    peer: String,
+}
+
+/// A connection's activity mark: [`Activity::touch`] after each message.
+#[derive(Clone, Debug, Default)]
+pub struct Activity {
+    /// The sweeper's clock, and this connection's last activity; none without a sweep.
+    marks: Option<(Arc<AtomicU64>, Arc<AtomicU64>)>,
+}
+
+impl Activity {
+    /// An activity mark nobody watches (no idle timeout).
+    pub fn unwatched() -> Self {
+        Activity::default()
+    }
+
+    /// Records activity now; the idle period starts again.
+    pub fn touch(&self) {
+        if let Some((clock, last)) = &self.marks {
+            last.store(clock.load(Relaxed), Relaxed);
+        }
+    }
+}
+
+/// A slot held from before `accept`; empty unless the policy is to wait.
+pub struct Reserved(Option<OwnedSemaphorePermit>);
+
+/// A connection's place under the limit, released when dropped.
+pub type Slot = OwnedSemaphorePermit;
+
+impl Admission {
+    /// Admission under `limits`.
+    /// Admission under `limits`; with an idle timeout, starts the sweeper (needs a runtime).
+    /// `url` names the listener in logs.
+    pub fn new(limits: &Limits, url: &str) -> Self {
+        Admission {
+            permits: Arc::new(Semaphore::new(limits.max_conns.max(1))),
+            on_limit: limits.on_limit,
+            drain_timeout: limits.drain_timeout,
+            tasks: JoinSet::new(),
+            idle: limits
+                .idle_timeout
+                .map(|limit| IdleSweep::start(limit, url)),
+        }
+    }
+
+    /// Call before accepting. When the policy is to wait, waits for a free slot, so that
+    /// clients beyond the limit wait in the kernel's (or QUIC endpoint's) queue instead of
+    /// being accepted. `None` when shutdown comes first.
+    pub async fn reserve(&self, shutdown: &CancellationToken) -> Option<Reserved> {
+        match self.on_limit {
+            OnLimit::Refuse => Some(Reserved(None)),
+            OnLimit::Wait => tokio::select! {
+                permit = self.permits.clone().acquire_owned() => permit.ok().map(|p| Reserved(Some(p))),
+                () = shutdown.cancelled() => None,
+            },
+        }
+    }
+
+    /// Call after accepting: the connection's slot, or `None` (counted as refused in `stats`)
+    /// when the policy is to refuse and the listener is full; the caller then closes it.
+    pub fn admit(&self, reserved: Reserved, stats: &EchoStats) -> Option<Slot> {
+        if let Some(permit) = reserved.0 {
+            return Some(permit);
+        }
+        let permit = self.permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            stats.refused.fetch_add(1, Relaxed);
+        }
+        permit
+    }
+
+    /// Runs a connection until it ends, the idle sweep ends it, or the drain is cut. The
+    /// connection gets its [`Activity`] mark to touch after each message.
+    pub fn spawn<F>(&mut self, peer: std::net::SocketAddr, connection: impl FnOnce(Activity) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Finished connections leave their (empty) results behind; collect them as we go.
+        while self.tasks.try_join_next().is_some() {}
+        let Some(idle) = &mut self.idle else {
+            self.tasks.spawn(connection(Activity::unwatched()));
+            return;
+        };
+        let last = Arc::new(AtomicU64::new(idle.clock.load(Relaxed)));
+        let activity = Activity {
+            marks: Some((idle.clock.clone(), last.clone())),
+        };
+        let abort = self.tasks.spawn(connection(activity));
+        idle.next_key += 1;
+        let watched = Watched {
+            last,
+            abort,
+            peer: peer.to_string(),
+        };
+        idle.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(idle.next_key, watched);
+    }
+
+    /// Admits no more and waits for the connections to finish; after the drain timeout, cuts
+    /// the rest. `url` names the listener in the warning.
+    pub async fn drain(mut self, url: &str) {
+        if let Some(idle) = &self.idle {
+            idle.sweeper.abort();
+        }
+        let finished = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.drain_timeout, finished)
+            .await
+            .is_err()
+        {
+            warn!(listener = %url, open = self.tasks.len(), "drain timeout passed; closing the rest");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+impl IdleSweep {
+    /// Starts the sweeper: it ticks a few times per idle period (at least every 10 ms, at most
+    /// every second) and ends connections whose last activity is a whole period old.
+    fn start(limit: Duration, url: &str) -> IdleSweep {
+        let tick = (limit / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let limit_ticks = (limit.as_nanos() / tick.as_nanos()).max(1) as u64;
+        let clock = Arc::new(AtomicU64::new(0));
+        let watched: Arc<Mutex<HashMap<u64, Watched>>> = Arc::default();
+        let (clock2, watched2, url) = (clock.clone(), watched.clone(), url.to_string());
+        let sweeper = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(tick);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let now = clock2.fetch_add(1, Relaxed) + 1;
+                let mut watched = watched2.lock().unwrap_or_else(|e| e.into_inner());
+                watched.retain(|_, w| {
+                    if w.abort.is_finished() {
+                        return false;
+                    }
+                    if now.saturating_sub(w.last.load(Relaxed)) > limit_ticks {
+                        w.abort.abort();
+                        debug!(listener = %url, peer = %w.peer, "closed: idle timeout");
+                        return false;
+                    }
+                    true
+                });
+            }
+        });
+        IdleSweep {
+            clock,
+            watched,
+            next_key: 0,
+            sweeper,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_ends_idle_connections_and_spares_busy_ones() {
+        let limits = Limits {
+            idle_timeout: Some(Duration::from_secs(1)),
+            ..Limits::default()
+        };
+        let mut admission = Admission::new(&limits, "test://");
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let (idle_done, busy_done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let flag = idle_done.clone();
+        admission.spawn(peer, move |_activity| async move {
+            // Never touches its activity mark.
+            std::future::pending::<()>().await;
+            flag.store(1, Relaxed);
+        });
+        let flag = busy_done.clone();
+        admission.spawn(peer, move |activity| async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                activity.touch();
+            }
+            flag.store(1, Relaxed);
+        });
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(admission.tasks.len(), 2, "the busy one is still running");
+        let _ = admission.tasks.join_next().await; // the idle one, aborted
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(busy_done.load(Relaxed), 1, "the busy one ran to its end");
+        assert_eq!(
+            idle_done.load(Relaxed),
+            0,
+            "the idle one never finished by itself"
+        );
+    }
+}
