@@ -92,45 +92,66 @@ start() {
   esac
 }
 
+# The servers of a scenario in an order that turns every round, so no server always runs first
+# (position in a round showed up as a 15 % bias on this VM).
+rotated() {
+  local shift=$(( ROUND % $# )) i
+  local items=("$@")
+  for i in $(seq 0 $(( $# - 1 ))); do echo "${items[$(( (i + shift) % $# ))]}"; done
+}
+
 stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# CPU seconds the server has used (user + system), and wall-clock seconds, for the server's
+# own cost per message. Forking servers (socat, ncat) are left out: their work is in children.
+server_cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$SERVER_PID/stat"; }
+now() { date +%s.%N; }
 
 # bench SCENARIO_ID SERVER URL ARGS...: runs echotool bench on CPU $CLIENT_CPU and records the
 # median row of the given bench scenario as one JSON line.
 bench() {
-  local id=$1 server=$2 url=$3 row=$4; shift 4
-  taskset -c "$CLIENT_CPU" "$ECHOTOOL" -q bench --target "$url" --duration "$DURATION" --warmup "$WARMUP" --json "$@" \
-    | python3 -c '
+  local id=$1 server=$2 url=$3 row=$4 cpu0 t0 report; shift 4
+  cpu0=$(server_cpu); t0=$(now)
+  report=$(taskset -c "$CLIENT_CPU" "$ECHOTOOL" -q bench --target "$url" --duration "$DURATION" --warmup "$WARMUP" --json "$@")
+  echo "$report" | python3 -c '
 import json, sys
 report = json.load(sys.stdin)
 row = next(r for r in report["rows"] if r["scenario"] == sys.argv[4])
 f = row["median"]
+cpu = float(sys.argv[6]) - float(sys.argv[5]); wall = float(sys.argv[8]) - float(sys.argv[7])
+forks = sys.argv[2] in ("socat", "ncat")
 print(json.dumps({"scenario": sys.argv[1], "server": sys.argv[2], "client": "echotool-bench", "round": int(sys.argv[3]),
   "msgs_per_sec": f["messages_per_sec"], "mb_per_sec": f["mb_per_sec"], "p50_us": f["rtt_us"]["p50"], "p99_us": f["rtt_us"]["p99"],
-  "errors": f["errors"], "mismatches": f["mismatches"], "lost": f["lost"]}))' "$id" "$server" "$ROUND" "$row" >> "$RAW"
+  "server_cpu_us_per_msg": None if forks or not f["messages_per_sec"] else cpu * 1e6 / (f["messages_per_sec"] * wall),
+  "errors": f["errors"], "mismatches": f["mismatches"], "lost": f["lost"]}))' "$id" "$server" "$ROUND" "$row" "$cpu0" "$(server_cpu)" "$t0" "$(now)" >> "$RAW"
 }
 
 # load SCENARIO_ID SERVER PROTO ARGS...: the independent C client, same shape.
 load() {
-  local id=$1 server=$2 proto=$3; shift 3
+  local id=$1 server=$2 proto=$3 cpu0 t0 result; shift 3
   [ -x "$PEERS/echo_load" ] || return 0
-  taskset -c "$CLIENT_CPU" "$PEERS/echo_load" "$proto" 127.0.0.1 "$PORT" --duration "$DURATION" --warmup "$WARMUP" "$@" \
-    | python3 -c '
+  cpu0=$(server_cpu); t0=$(now)
+  result=$(taskset -c "$CLIENT_CPU" "$PEERS/echo_load" "$proto" 127.0.0.1 "$PORT" --duration "$DURATION" --warmup "$WARMUP" "$@")
+  echo "$result" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
+cpu = float(sys.argv[5]) - float(sys.argv[4]); wall = float(sys.argv[7]) - float(sys.argv[6])
+forks = sys.argv[2] in ("socat", "ncat")
 print(json.dumps({"scenario": sys.argv[1], "server": sys.argv[2], "client": "echo_load", "round": int(sys.argv[3]),
   "msgs_per_sec": r["msgs_per_sec"], "mb_per_sec": r["mb_per_sec"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
-  "errors": r["errors"], "mismatches": r["mismatches"], "lost": r.get("lost", 0)}))' "$id" "$server" "$ROUND" >> "$RAW"
+  "server_cpu_us_per_msg": None if forks or not r["msgs_per_sec"] else cpu * 1e6 / (r["msgs_per_sec"] * wall),
+  "errors": r["errors"], "mismatches": r["mismatches"], "lost": r.get("lost", 0)}))' "$id" "$server" "$ROUND" "$cpu0" "$(server_cpu)" "$t0" "$(now)" >> "$RAW"
 }
 
 for ROUND in $(seq "$ROUNDS"); do
   echo "round $ROUND of $ROUNDS" >&2
-  for server in echotool tokio socat; do
+  for server in $(rotated echotool tokio socat); do
     start "$server" tcp
     bench tcp-50x64 "$server" "tcp://127.0.0.1:$PORT" throughput --scenario throughput --conns 50 --size 64 --depth 1
     load tcp-50x64 "$server" tcp --conns 50 --size 64
     stop
   done
-  for server in echotool epoll; do
+  for server in $(rotated echotool epoll); do
     start "$server" tcp
     bench tcp-1x64 "$server" "tcp://127.0.0.1:$PORT" latency --scenario latency --conns 1 --size 64
     load tcp-1x64 "$server" tcp --conns 1 --size 64
@@ -138,18 +159,18 @@ for ROUND in $(seq "$ROUNDS"); do
     load tcp-10x16k "$server" tcp --conns 10 --size 16384
     stop
   done
-  for server in echotool tokio epoll; do
+  for server in $(rotated echotool tokio epoll); do
     start "$server" udp
     bench udp-16x64 "$server" "udp://127.0.0.1:$PORT" throughput --scenario throughput --conns 16 --size 64 --depth 1
     load udp-16x64 "$server" udp --conns 16 --size 64
     stop
   done
-  for server in echotool socat ncat; do
+  for server in $(rotated echotool socat ncat); do
     start "$server" tls
     bench tls-handshakes "$server" "tls://localhost:$PORT" setup/full --connect-rate --conns 4 --ca "$CERTS/ca.pem"
     stop
   done
-  for server in echotool ncat; do
+  for server in $(rotated echotool ncat); do
     start "$server" tls
     bench tls-10x16k "$server" "tls://localhost:$PORT" throughput --scenario throughput --conns 10 --size 16K --depth 1 --ca "$CERTS/ca.pem"
     stop

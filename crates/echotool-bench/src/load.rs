@@ -5,20 +5,27 @@
 //! (`--rate`), from the moment it was *scheduled* to be sent: a server that stalls delays
 //! every message scheduled during the stall, and the tail shows it (no coordinated omission).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use echotool_core::{BoxStream, Channel, ClientOptions, DatagramSocket, HostPort, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::payload::Payload;
 use crate::tally::Tally;
+
+/// How close to a scheduled send (open loop) the client stops trusting tokio's timer, whose
+/// granularity is a millisecond, and yields until the moment instead: a message sent late
+/// by the timer would have its lateness counted against the server.
+const SPIN: Duration = Duration::from_micros(1500);
 
 /// When measuring starts and ends; before is warm-up, after is draining.
 #[derive(Clone, Copy, Debug)]
@@ -106,9 +113,13 @@ impl Schedule {
             Some(interval) => {
                 let at = self.next;
                 self.next += interval;
-                // Only sleep when ahead of schedule; behind it, catch up at once.
-                if at > Instant::now() {
-                    tokio::time::sleep_until(at).await;
+                // Only wait when ahead of schedule; behind it, catch up at once. The timer has
+                // millisecond granularity, so the last stretch is spun (see `SPIN`).
+                if at > Instant::now() + SPIN {
+                    tokio::time::sleep_until(at - SPIN).await;
+                }
+                while at > Instant::now() {
+                    tokio::task::yield_now().await;
                 }
                 at
             }
@@ -130,46 +141,247 @@ impl Slots {
 }
 
 /// Echo over one byte stream until the window closes.
+///
+/// One future owns the stream and does both directions by polling it directly: no split
+/// lock, no channel, no second task per connection, so the client costs little more per
+/// message than the two system calls it needs (it must not be the bottleneck it measures).
 pub async fn stream_echo(stream: BoxStream, drive: Drive, window: Window) -> Tally {
-    let payload = Payload::new(drive.size);
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
-    let (mut schedule, slots) = pacing(&drive);
-    let mut tally = Tally::default();
-    let writer = async move {
-        let mut buf = vec![0u8; payload_len(drive.size)];
-        let payload = Payload::new(drive.size);
-        let mut seq = 0u64;
-        while let Some(stamp) = schedule.next(&window).await {
-            payload.fill(seq, &mut buf);
-            if tx.send((seq, stamp)).is_err() || wr.write_all(&buf).await.is_err() {
-                break;
-            }
-            seq += 1;
+    let mut driver = StreamDriver::new(stream, drive, window);
+    std::future::poll_fn(|cx| driver.poll(cx)).await;
+    if driver.tally.errors == 0 {
+        // An orderly end (TLS close_notify, TCP FIN, QUIC FIN), and the server's end in turn,
+        // so the server does not count an abrupt close as an error.
+        let close = async {
+            driver.stream.shutdown().await?;
+            let mut rest = [0u8; 256];
+            while driver.stream.read(&mut rest).await? > 0 {}
+            Ok::<_, io::Error>(())
+        };
+        let _ = tokio::time::timeout(drive.echo_timeout, close).await;
+    }
+    driver.tally
+}
+
+/// The state of one stream connection under load.
+struct StreamDriver {
+    stream: BoxStream,
+    payload: Payload,
+    drive: Drive,
+    window: Window,
+    tally: Tally,
+    /// Sequence number and counted-from time of every message sent and not yet echoed.
+    in_flight: VecDeque<(u64, Instant)>,
+    /// Closed loop: free slots, each with the moment it was freed.
+    free: VecDeque<Instant>,
+    /// Open loop: when the next message is due, and the timer that waits for it.
+    due: Instant,
+    /// The message being written and how much of it has gone out (`out.len()`: none).
+    out: Vec<u8>,
+    out_sent: usize,
+    /// Written but not yet flushed (TLS may hold written data until flushed).
+    unflushed: bool,
+    /// The echo being read and how much of it has arrived.
+    echo: Vec<u8>,
+    echo_got: usize,
+    next_seq: u64,
+    /// No more messages will be sent (window closed, or the stream failed).
+    sending_done: bool,
+    /// Wakes the driver for the next scheduled send, the end of the window, or an echo
+    /// that is overdue.
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl StreamDriver {
+    fn new(stream: BoxStream, drive: Drive, window: Window) -> Self {
+        let size = payload_len(drive.size);
+        let now = Instant::now();
+        let closed_loop = drive.rate.is_none();
+        StreamDriver {
+            stream,
+            payload: Payload::new(drive.size),
+            drive,
+            window,
+            tally: Tally::default(),
+            in_flight: VecDeque::new(),
+            free: if closed_loop {
+                std::iter::repeat_n(now, drive.depth.max(1)).collect()
+            } else {
+                VecDeque::new()
+            },
+            due: now,
+            out: vec![0; size],
+            out_sent: size,
+            unflushed: false,
+            echo: vec![0; size],
+            echo_got: 0,
+            next_seq: 0,
+            sending_done: false,
+            timer: Box::pin(tokio::time::sleep_until(now)),
         }
-        let _ = wr.shutdown().await;
-    };
-    let reader = async {
-        let mut buf = vec![0u8; payload_len(drive.size)];
-        while let Some((seq, sent)) = rx.recv().await {
-            match tokio::time::timeout(drive.echo_timeout, rd.read_exact(&mut buf)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => {
-                    tally.errors += 1;
-                    return;
+    }
+
+    /// Advances sending and receiving as far as possible; ready once every sent message has
+    /// been echoed (or the connection failed) after the window closed.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut progress = false;
+            match self.poll_send(cx) {
+                Ok(p) => progress |= p,
+                Err(()) => return self.fail(),
+            }
+            match self.poll_receive(cx) {
+                Ok(p) => progress |= p,
+                Err(()) => return self.fail(),
+            }
+            if self.sending_done && self.in_flight.is_empty() && self.out_sent == self.out.len() {
+                return Poll::Ready(());
+            }
+            if !progress {
+                return self.poll_timer(cx);
+            }
+        }
+    }
+
+    /// Starts the next message when its slot or time has come, and writes what is pending.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let mut progress = false;
+        loop {
+            if self.out_sent == self.out.len() {
+                if self.unflushed {
+                    match Pin::new(&mut self.stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.unflushed = false,
+                        Poll::Ready(Err(_)) => return Err(()),
+                        Poll::Pending => return Ok(progress),
+                    }
                 }
+                let Some(stamp) = self.next_stamp() else {
+                    return Ok(progress);
+                };
+                self.payload.fill(self.next_seq, &mut self.out);
+                self.in_flight.push_back((self.next_seq, stamp));
+                self.next_seq += 1;
+                self.out_sent = 0;
             }
-            let now = Instant::now();
-            if !payload.matches(seq, &buf) {
-                tally.mismatches += 1;
-            } else if window.contains(sent) {
-                tally.record(now - sent, buf.len());
+            match Pin::new(&mut self.stream).poll_write(cx, &self.out[self.out_sent..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(n)) => {
+                    self.out_sent += n;
+                    self.unflushed = true;
+                    progress = true;
+                }
+                Poll::Pending => return Ok(progress),
             }
-            slots.release(1);
         }
-    };
-    tokio::join!(writer, reader);
-    tally
+    }
+
+    /// The time the next message counts from, if it may be sent now.
+    fn next_stamp(&mut self) -> Option<Instant> {
+        if self.sending_done {
+            return None;
+        }
+        let stamp = match self.drive.rate {
+            None => *self.free.front()?,
+            Some(rate) => {
+                if self.due > Instant::now() {
+                    return None;
+                }
+                let at = self.due;
+                self.due += Duration::from_secs_f64(1.0 / rate);
+                at
+            }
+        };
+        if stamp >= self.window.end || Instant::now() >= self.window.end {
+            self.sending_done = true;
+            return None;
+        }
+        if self.drive.rate.is_none() {
+            self.free.pop_front();
+        }
+        Some(stamp)
+    }
+
+    /// Reads echoes; each complete one is checked, timed and frees its slot.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let mut progress = false;
+        while !self.in_flight.is_empty() {
+            let mut dst = ReadBuf::new(&mut self.echo[self.echo_got..]);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut dst) {
+                Poll::Ready(Ok(())) => {
+                    let n = dst.filled().len();
+                    if n == 0 {
+                        return Err(());
+                    }
+                    self.echo_got += n;
+                    progress = true;
+                }
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Pending => return Ok(progress),
+            }
+            if self.echo_got < self.echo.len() {
+                continue;
+            }
+            self.echo_got = 0;
+            let (seq, sent) = self.in_flight.pop_front().expect("checked non-empty");
+            let now = Instant::now();
+            if !self.payload.matches(seq, &self.echo) {
+                self.tally.mismatches += 1;
+            } else if self.window.contains(sent) {
+                self.tally.record(now - sent, self.echo.len());
+            }
+            if self.drive.rate.is_none() {
+                self.free.push_back(now);
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Arms the timer for what must happen without I/O: the oldest echo becoming overdue,
+    /// and (open loop, nothing being written) the next scheduled send or the window's end.
+    /// Everything else wakes the driver through the stream.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let now = Instant::now();
+        let mut wake = None;
+        if let Some((_, sent)) = self.in_flight.front() {
+            let overdue = *sent + self.drive.echo_timeout;
+            if now >= overdue {
+                // The server stalled or vanished.
+                return self.fail();
+            }
+            wake = Some(overdue);
+        }
+        if self.drive.rate.is_some() && !self.sending_done && self.out_sent == self.out.len() {
+            let next = self.due.min(self.window.end);
+            if next.saturating_duration_since(now) < SPIN {
+                // tokio's timer has millisecond granularity; a message sent late by the timer
+                // would be counted late against the server. Spin through the last stretch.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let next = next - SPIN;
+            wake = Some(wake.map_or(next, |w: Instant| w.min(next)));
+        }
+        let Some(wake) = wake else {
+            return Poll::Pending;
+        };
+        self.timer.as_mut().reset(wake);
+        match self.timer.as_mut().poll(cx) {
+            // Already due: go round again.
+            Poll::Ready(()) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The connection failed or stalled: one error, nothing more from it.
+    fn fail(&mut self) -> Poll<()> {
+        self.tally.errors += 1;
+        self.in_flight.clear();
+        self.sending_done = true;
+        self.out_sent = self.out.len();
+        Poll::Ready(())
+    }
 }
 
 /// A lock that ignores poisoning: a panicked load task already failed the run.

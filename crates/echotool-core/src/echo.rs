@@ -153,13 +153,7 @@ mod tests {
         let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut conn = ConnStats::default();
         let activity = Activity::unwatched();
-        let echo = echo_stream(
-            &mut server,
-            &stats,
-            &mut conn,
-            &activity,
-            &token,
-        );
+        let echo = echo_stream(&mut server, &stats, &mut conn, &activity, &token);
         let client_side = async {
             let (mut rd, mut wr) = tokio::io::split(&mut client);
             let send = async {
