@@ -7,13 +7,15 @@ use plotters::prelude::*;
 
 use crate::{BenchError, Report};
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
 ];
 
 /// Writes the report's latency curves to `path` as SVG.
@@ -22,45 +24,52 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
         path: path.display().to_string(),
         reason: e,
     };
-    let mut scenarios: Vec<(&str, usize)> = Vec::new();
-    for row in report.rows.iter().filter(|r| !r.median.curve.is_empty()) {
-        if !scenarios
-            .iter()
-            .any(|(s, size)| *s == row.scenario && *size == row.size)
-        {
-            scenarios.push((&row.scenario, row.size));
+    // One panel per kind of measurement (latency, throughput, setup, first-echo) and size; set-up
+    // variants (tls full and resumed, quic 1-rtt and 0-rtt) are curves in the same panel.
+    let base = |scenario: &str| scenario.split('/').next().unwrap_or(scenario).to_string();
+    let label = |row: &crate::Row| match row.scenario.split_once('/') {
+        Some((_, variant)) => format!("{} {variant}", row.protocol),
+        None => row.protocol.clone(),
+    };
+    let measured: Vec<&crate::Row> = report
+        .rows
+        .iter()
+        .filter(|r| !r.median.curve.is_empty())
+        .collect();
+    let mut panels: Vec<(String, usize)> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for row in &measured {
+        let key = (base(&row.scenario), row.size);
+        if !panels.contains(&key) {
+            panels.push(key);
+        }
+        let name = label(row);
+        if !labels.contains(&name) {
+            labels.push(name);
         }
     }
-    // One colour per protocol, the same in every panel.
-    let mut protocols: Vec<&str> = Vec::new();
-    for row in &report.rows {
-        if !protocols.contains(&row.protocol.as_str()) {
-            protocols.push(&row.protocol);
-        }
-    }
-    let color_of = |protocol: &str| {
-        let i = protocols.iter().position(|p| *p == protocol).unwrap_or(0);
+    // One colour per curve label, the same in every panel.
+    let color_of = |name: &str| {
+        let i = labels.iter().position(|l| l == name).unwrap_or(0);
         PALETTE[i % PALETTE.len()]
     };
-    let panels = scenarios.len().max(1);
-    let root = SVGBackend::new(path, (900, 420 * panels as u32)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 420 * panels.len().max(1) as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let areas = root.split_evenly((panels, 1));
-    for ((scenario, size), area) in scenarios.iter().zip(areas.iter()) {
-        let rows: Vec<_> = report
-            .rows
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    for ((scenario, size), area) in panels.iter().zip(areas.iter()) {
+        let rows: Vec<&&crate::Row> = measured
             .iter()
-            .filter(|r| r.scenario == *scenario && r.size == *size && !r.median.curve.is_empty())
+            .filter(|r| base(&r.scenario) == *scenario && r.size == *size)
             .collect();
         let (lo, hi) = rows
             .iter()
             .flat_map(|r| r.median.curve.iter().map(|(_, us)| *us))
             .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (lo, hi) = ((lo * 0.8).max(0.1), (hi * 1.25).max(lo * 2.0).max(1.0));
-        let what = if *scenario == "setup" || *scenario == "first-echo" {
-            "time"
-        } else {
-            "round trip"
+        let what = match scenario.as_str() {
+            "setup" => "time to a usable connection",
+            "first-echo" => "time to the first echo",
+            _ => "round trip",
         };
         let mut chart = ChartBuilder::on(area)
             .caption(
@@ -86,7 +95,8 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
             .draw()
             .map_err(|e| err(e.to_string()))?;
         for row in &rows {
-            let color = color_of(&row.protocol);
+            let name = label(row);
+            let color = color_of(&name);
             let points = row
                 .median
                 .curve
@@ -99,7 +109,7 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?
-                .label(row.protocol.clone())
+                .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
