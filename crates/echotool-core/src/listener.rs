@@ -141,24 +141,15 @@ impl<U> Handler<U> {
         let _open = stats.open_connection();
         let (url, peer) = (&self.ctx.url, self.peer);
         debug!(listener = %url, %peer, "accepted");
-        let upgraded = tokio::time::timeout(
-            self.limits.handshake_timeout,
+        let Some(mut stream) = handshake(
             self.upgrade.upgrade(conn, peer),
+            self.limits.handshake_timeout,
+            &self.ctx,
+            peer,
         )
-        .await;
-        let mut stream = match upgraded {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => {
-                stats.record_error();
-                debug!(listener = %url, %peer, error = %err, "handshake failed");
-                return;
-            }
-            Err(_) => {
-                stats.record_error();
-                debug!(listener = %url, %peer, timeout_ms = self.limits.handshake_timeout.as_millis() as u64,
-                    "handshake timed out");
-                return;
-            }
+        .await
+        else {
+            return;
         };
         let mut conn = ConnStats::default();
         match echo_stream(&mut *stream, stats, &mut conn, &activity, &self.stop).await {
@@ -170,6 +161,29 @@ impl<U> Handler<U> {
                 debug!(listener = %url, %peer, error = %err, bytes = conn.bytes, messages = conn.messages,
                     "connection error");
             }
+        }
+    }
+}
+
+/// Runs a connection's handshake under `limit`. A failure or a timeout is counted as an error
+/// and logged at debug level against the listener and the peer; only that connection ends.
+pub async fn handshake<T, E: std::fmt::Display>(
+    handshake: impl std::future::Future<Output = std::result::Result<T, E>>,
+    limit: Duration,
+    ctx: &ServeContext,
+    peer: SocketAddr,
+) -> Option<T> {
+    match tokio::time::timeout(limit, handshake).await {
+        Ok(Ok(done)) => Some(done),
+        Ok(Err(err)) => {
+            ctx.stats.record_error();
+            debug!(listener = %ctx.url, %peer, error = %err, "handshake failed");
+            None
+        }
+        Err(_) => {
+            ctx.stats.record_error();
+            debug!(listener = %ctx.url, %peer, timeout_ms = limit.as_millis() as u64, "handshake timed out");
+            None
         }
     }
 }

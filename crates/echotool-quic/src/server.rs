@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use echotool_core::admission::{Activity, Admission, Slot};
 use echotool_core::echo::{ConnStats, echo_stream};
+use echotool_core::listener::handshake;
 use echotool_core::resolve::resolve;
 use echotool_core::signal::Signal;
 use echotool_core::{
@@ -194,18 +195,9 @@ impl Handler {
                 conn
             }
             Err(connecting) => {
-                match tokio::time::timeout(self.limits.handshake_timeout, connecting).await {
-                    Ok(Ok(conn)) => conn,
-                    Ok(Err(err)) => {
-                        stats.record_error();
-                        debug!(listener = %url, %peer, error = %err, "handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        stats.record_error();
-                        debug!(listener = %url, %peer, "handshake timed out");
-                        return;
-                    }
+                match handshake(connecting, self.limits.handshake_timeout, &self.ctx, peer).await {
+                    Some(conn) => conn,
+                    None => return,
                 }
             }
         };

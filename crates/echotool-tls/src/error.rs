@@ -6,7 +6,14 @@ use std::path::PathBuf;
 use echotool_core::TlsClientOptions;
 use rustls::{AlertDescription, CertificateError};
 
-use crate::stream::Side;
+/// Which end of the session this is, for phrasing errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The dialing end.
+    Client,
+    /// The accepting end.
+    Server,
+}
 
 /// The error type of the TLS crate. Each message names the file, certificate or peer involved
 /// and what to do about it.

@@ -36,9 +36,9 @@ mod stream;
 mod verify;
 
 pub use client::ClientConfigs;
-pub use error::TlsError;
+pub use error::{Side, TlsError};
 pub use server::TlsServer;
-pub use stream::{Side, describe_certificate};
+pub use stream::describe_certificate;
 pub use verify::VerifyLog;
 
 use echotool_core::{

@@ -13,8 +13,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::TlsError;
 use crate::config::{TLS_OVER_TCP, ephemeral_names, server_config};
+use crate::error::Side;
 use crate::error::explain_io;
-use crate::stream::{Side, TlsByteStream};
+use crate::stream::TlsByteStream;
 
 /// Completes the TLS handshake of an accepted TCP connection, in the connection's own task.
 struct TlsHandshake {

@@ -12,16 +12,7 @@ use tokio::net::TcpStream;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certs::fingerprint;
-use crate::error::{TlsError, explain_io, rustls_error};
-
-/// Which end of the session this is, for phrasing errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// The dialing end.
-    Client,
-    /// The accepting end.
-    Server,
-}
+use crate::error::{Side, TlsError, explain_io, rustls_error};
 
 /// A TLS stream whose rustls errors arrive explained (a TLS 1.3 server that wants a client
 /// certificate says so only after the handshake, on the first read).

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -83,37 +82,8 @@ fn the_example_config_echoes_on_all_five_endpoints() {
         .unwrap();
     let quic = connect(&["--pin", quic_pin, "-m", "over quic", &urls[4]], b"");
     assert_eq!(quic.stdout, b"over quic\n", "{}", quic.stderr);
-    let mut s_client = Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-connect",
-            &format!("127.0.0.1:{}", port(3)),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    s_client
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"over openssl\n")
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = s_client.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(PATIENCE)
-        .expect("echo via openssl s_client");
-    let _ = s_client.kill();
-    let _ = s_client.wait();
-    assert_eq!(line, "over openssl\n");
+    let (line, stderr) = s_client_echo(port(3).parse().unwrap(), &[], "over openssl");
+    assert_eq!(line, "over openssl\n", "{stderr}");
 
     let (status, lines) = server.stop();
     assert!(status.success(), "{lines:?}");

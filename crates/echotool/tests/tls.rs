@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -271,39 +271,12 @@ fn openssl_s_client_verifies_and_echoes() {
     require("openssl");
     let dir = certs("sclient");
     let server = tls_server(&dir, &[]);
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-quiet", "-verify_return_error", "-connect"])
-        .arg(format!("127.0.0.1:{}", server.port()))
-        .args(["-CAfile", &dir.file("ca.pem")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"hello from openssl\n")
-        .unwrap();
-    // s_client keeps the session open after end of input; wait for the echoed line instead.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(PATIENCE).expect("an echo from s_client");
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        line,
-        "hello from openssl\n",
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (line, stderr) = s_client_echo(
+        server.port(),
+        &["-verify_return_error", "-CAfile", &dir.file("ca.pem")],
+        "hello from openssl",
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(line, "hello from openssl\n", "{stderr}");
     assert!(stderr.contains("verify return:1"), "{stderr}");
 }
 

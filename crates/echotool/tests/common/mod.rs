@@ -373,6 +373,43 @@ pub fn wait_for_udp_echo(addr: &str) {
     panic!("nothing echoed UDP on {addr} within {PATIENCE:?}");
 }
 
+/// Sends `line` through `openssl s_client -quiet` to 127.0.0.1:`port` (with `extra` flags)
+/// and returns the line that came back and s_client's stderr. s_client keeps the session open
+/// after end of input, so the echo is awaited (bounded) and s_client is then stopped.
+pub fn s_client_echo(port: u16, extra: &[&str], line: &str) -> (String, String) {
+    require("openssl");
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn openssl");
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+    let (tx, rx) = channel();
+    let stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        let mut echoed = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut echoed);
+        let _ = tx.send(echoed);
+    });
+    let echoed = rx.recv_timeout(PATIENCE).unwrap_or_default();
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("wait for openssl");
+    (echoed, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
