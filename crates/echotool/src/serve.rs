@@ -20,6 +20,9 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Handlers first: a signal sent the moment `listening on` appears must already find
+        // them, or it kills the process without a summary.
+        let mut signals = Signals::install()?;
         let bound = bind_all(&specs).await?;
         for listener in &bound {
             let url = &listener.url;
@@ -42,14 +45,14 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
             }
         }
         let running = start(bound);
-        let signal = wait_for_signal().await;
+        let signal = signals.next().await;
         say(
             json,
             &format!("{signal}: finishing in-flight echoes (Ctrl-C again to quit at once)"),
         );
         let summaries = tokio::select! {
             summaries = running.stop() => summaries,
-            again = wait_for_signal() => {
+            again = signals.next() => {
                 say(json, &format!("{again} again: quitting without draining"));
                 std::process::exit(130);
             }
@@ -159,17 +162,26 @@ pub fn check(registry: &Registry, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM and names it.
-async fn wait_for_signal() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "interrupted";
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next SIGINT or SIGTERM and names it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "interrupted",
+            _ = self.terminate.recv() => "terminated",
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted",
-        _ = term.recv() => "terminated",
     }
 }

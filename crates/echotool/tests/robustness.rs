@@ -124,7 +124,10 @@ fn beyond_max_conns_new_connections_can_be_refused() {
     echo(&mut a, b"first, again");
     drop(a);
     let (_, lines) = server.stop();
-    let summary = lines.iter().find(|l| l.starts_with("summary")).unwrap();
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("summary"))
+        .unwrap_or_else(|| panic!("no summary in {lines:#?}"));
     assert!(summary.ends_with("1 refused"), "{summary}");
 }
 

@@ -173,3 +173,19 @@ fn interrupt_stops_the_server_with_a_summary_and_status_zero() {
         format!("summary {url}: 1 connections, 1 messages, 4 bytes in, 4 bytes out, 0 errors");
     assert!(lines.contains(&want), "{lines:#?}");
 }
+
+#[test]
+fn a_signal_right_after_the_listening_line_still_gets_a_summary() {
+    // The handlers exist before the line is printed, so a script that stops the server the
+    // moment it is up gets the orderly shutdown, not the default action of the signal.
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let server = Server::start(&["-l", ":0"]);
+        server.proc.signal(signal);
+        let (status, lines) = server.proc.wait();
+        assert!(status.success(), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("summary tcp://")),
+            "{lines:#?}"
+        );
+    }
+}
