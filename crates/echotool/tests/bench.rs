@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -147,14 +146,12 @@ fn the_table_has_every_column_and_runs_show_their_spread() {
 
 #[test]
 fn a_corrupting_server_yields_mismatches_and_exit_status_one() {
-    require("socat");
-    let port = free_tcp_port();
-    let mut socat = Command::new("socat");
-    socat
-        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-        .arg("EXEC:tr a-z A-Z");
-    let _socat = Running::spawn(socat);
-    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let (_socat, port) = tcp_peer("socat", |port| {
+        vec![
+            format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+            "EXEC:tr a-z A-Z".into(),
+        ]
+    });
     // 16 KiB messages: tr writes whole chunks, so echoes come back (altered) instead of sitting
     // in its output buffer.
     let url = format!("tcp://127.0.0.1:{port}");
@@ -321,15 +318,12 @@ fn open_loop_rate_shows_a_stall_in_the_tail_and_json_and_svg_are_complete() {
 
 #[test]
 fn target_mode_measures_socat_and_ncat() {
-    require("socat");
-    require("ncat");
-    let port = free_tcp_port();
-    let mut socat = Command::new("socat");
-    socat
-        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
-        .arg("PIPE");
-    let _socat = Running::spawn(socat);
-    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let (_socat, port) = tcp_peer("socat", |port| {
+        vec![
+            format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+            "PIPE".into(),
+        ]
+    });
     let out = bench(&[
         "--target",
         &format!("tcp://127.0.0.1:{port}"),
@@ -347,18 +341,18 @@ fn target_mode_measures_socat_and_ncat() {
         assert_eq!(row["median"]["mismatches"], 0);
     }
 
-    let port = free_tcp_port();
-    let mut ncat = Command::new("ncat");
-    ncat.args([
-        "-l",
-        "-k",
-        "127.0.0.1",
-        &port.to_string(),
-        "--exec",
-        "/bin/cat",
-    ]);
-    let _ncat = Running::spawn(ncat);
-    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let (_ncat, port) = tcp_peer("ncat", |port| {
+        [
+            "-l",
+            "-k",
+            "127.0.0.1",
+            &port.to_string(),
+            "--exec",
+            "/bin/cat",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     let out = bench(&[
         "--target",
         &format!("tcp://127.0.0.1:{port}"),

@@ -43,6 +43,16 @@ fn file(dir: &std::path::Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// A QUIC server on `listen` with the certificate in `dir`, plus `extra` flags.
+fn quic_server(dir: &std::path::Path, listen: &str, extra: &[&str]) -> Server {
+    let (cert, key) = (file(dir, "server.pem"), file(dir, "server-key.pem"));
+    let mut args = vec![
+        "--proto", "quic", "-l", listen, "--cert", &cert, "--key", &key,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 /// A QUIC server with an ephemeral certificate, and the pin it printed.
 fn ephemeral(listen: &str) -> (Server, String) {
     let mut server = Server::start(&["--proto", "quic", "-l", listen]);
@@ -114,16 +124,7 @@ fn datagrams_are_echoed_as_datagrams() {
 fn many_streams_and_many_connections_at_once() {
     require_aioquic();
     let dir = certs();
-    let server = Server::start(&[
-        "--proto",
-        "quic",
-        "-l",
-        ":0",
-        "--cert",
-        &file(&dir, "server.pem"),
-        "--key",
-        &file(&dir, "server-key.pem"),
-    ]);
+    let server = quic_server(&dir, ":0", &[]);
     let port = server.port().to_string();
     // 16 streams on one connection, each a full copy, from an independent implementation.
     let data = random_bytes(64 * 1024, 13);
@@ -165,18 +166,7 @@ fn many_streams_and_many_connections_at_once() {
 #[test]
 fn mutual_authentication_and_its_refusal() {
     let dir = certs();
-    let server = Server::start(&[
-        "--proto",
-        "quic",
-        "-l",
-        ":0",
-        "--cert",
-        &file(&dir, "server.pem"),
-        "--key",
-        &file(&dir, "server-key.pem"),
-        "--client-ca",
-        &file(&dir, "ca.pem"),
-    ]);
+    let server = quic_server(&dir, ":0", &["--client-ca", &file(&dir, "ca.pem")]);
     let url = format!("quic://localhost:{}", server.port());
     let ca = file(&dir, "ca.pem");
     let ok = connect(
@@ -226,16 +216,7 @@ fn aioquic_client_against_echotool_serve() {
     require_aioquic();
     let dir = certs();
     for (listen, host) in [(":0", "127.0.0.1"), ("[::1]:0", "::1")] {
-        let server = Server::start(&[
-            "--proto",
-            "quic",
-            "-l",
-            listen,
-            "--cert",
-            &file(&dir, "server.pem"),
-            "--key",
-            &file(&dir, "server-key.pem"),
-        ]);
+        let server = quic_server(&dir, listen, &[]);
         let port = server.port().to_string();
         let data = random_bytes(1 << 20, 14);
         let mut client = Command::new("python3");

@@ -98,14 +98,12 @@ fn socat_and_nc_talk_to_echotool_serve() {
 
 #[test]
 fn echotool_connect_talks_to_socat() {
-    require("socat");
-    let port = free_tcp_port();
-    let mut socat = std::process::Command::new("socat");
-    socat
-        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
-        .arg("PIPE");
-    let _socat = Running::spawn(socat);
-    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let (_socat, port) = tcp_peer("socat", |port| {
+        vec![
+            format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+            "PIPE".into(),
+        ]
+    });
     let data = random_bytes(1 << 20, 3);
     let out = connect(&[&format!("127.0.0.1:{port}")], &data);
     assert!(out.status.success(), "stderr: {}", out.stderr);

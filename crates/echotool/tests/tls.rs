@@ -6,7 +6,6 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -282,39 +281,36 @@ fn openssl_s_client_verifies_and_echoes() {
 
 #[test]
 fn echotool_connect_to_socat_and_ncat_tls_servers() {
-    require("socat");
-    require("ncat");
     let dir = certs("peers");
-    let port = free_tcp_port();
-    let mut socat = Command::new("socat");
-    socat
-        .arg(format!(
-            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
-            dir.file("server.pem"),
-            dir.file("server-key.pem")
-        ))
-        .arg("PIPE");
-    let _socat = Running::spawn(socat);
-    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let (_socat, port) = tcp_peer("socat", |port| {
+        vec![
+            format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                dir.file("server.pem"),
+                dir.file("server-key.pem")
+            ),
+            "PIPE".into(),
+        ]
+    });
     let data = random_bytes(1 << 20, 10);
     let url = format!("tls://localhost:{port}");
     let out = connect(&["--ca", &dir.file("ca.pem"), &url], &data);
     assert!(out.status.success(), "{}", out.stderr);
     assert_same_bytes(&out.stdout, &data);
 
-    let port = free_tcp_port();
-    let mut ncat = Command::new("ncat");
-    ncat.args([
-        "--ssl",
-        "-l",
-        "-k",
-        "127.0.0.1",
-        &port.to_string(),
-        "--exec",
-        "/bin/cat",
-    ]);
-    let _ncat = Running::spawn(ncat);
-    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let (_ncat, port) = tcp_peer("ncat", |port| {
+        [
+            "--ssl",
+            "-l",
+            "-k",
+            "127.0.0.1",
+            &port.to_string(),
+            "--exec",
+            "/bin/cat",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     let url = format!("tls://127.0.0.1:{port}");
     let lines = connect(
         &["--insecure", "--mode", "lines", &url],

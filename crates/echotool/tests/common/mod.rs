@@ -328,6 +328,19 @@ pub fn free_udp_port() -> u16 {
     port_outside_ephemeral_range(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
+/// Starts a TCP peer that cannot say which port it took (socat, ncat): `args` gets a free port
+/// and returns the peer's arguments. Waits until the port accepts; the peer is killed when the
+/// returned [`Running`] is dropped.
+pub fn tcp_peer(program: &str, args: impl FnOnce(u16) -> Vec<String>) -> (Running, u16) {
+    require(program);
+    let port = free_tcp_port();
+    let mut cmd = Command::new(program);
+    cmd.args(args(port));
+    let peer = Running::spawn(cmd);
+    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    (peer, port)
+}
+
 /// Waits until something accepts TCP connections on `addr`: polls with a bounded number of
 /// attempts, each failing fast on loopback.
 pub fn wait_for_tcp_port(addr: &str) {
