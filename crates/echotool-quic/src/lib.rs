@@ -100,9 +100,7 @@ impl Transport for QuicTransport {
                 error::explain_connection(e, &log, &tls, &name, &url, peer).to_string()
             })
         };
-        let explain = |e: quinn::ConnectionError| {
-            error::explain_connection(&e, &setup.verify_log, &opts.tls, &name, &url, peer)
-        };
+        let explain = |e: quinn::ConnectionError| Error::from(QuicError::Connection(explainer(&e)));
         let handshake = async {
             // With a resumed session the connection is usable at once: the first stream and
             // its data travel as 0-RTT early data.

@@ -43,6 +43,33 @@ fn file(dir: &std::path::Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// The aioquic client against `host:port`, trusting the CA in `dir` for the name localhost,
+/// with `extra` flags and `input` on stdin.
+fn aioquic_client(
+    dir: &std::path::Path,
+    host: &str,
+    port: &str,
+    extra: &[&str],
+    input: &[u8],
+) -> Outcome {
+    require_aioquic();
+    let ca = file(dir, "ca.pem");
+    let mut client = Command::new("python3");
+    client
+        .args([
+            PEER,
+            "client",
+            host,
+            port,
+            "--ca",
+            &ca,
+            "--server-name",
+            "localhost",
+        ])
+        .args(extra);
+    run(client, input)
+}
+
 /// A QUIC server on `listen` with the certificate in `dir`, plus `extra` flags.
 fn quic_server(dir: &std::path::Path, listen: &str, extra: &[&str]) -> Server {
     let (cert, key) = (file(dir, "server.pem"), file(dir, "server-key.pem"));
@@ -128,20 +155,7 @@ fn many_streams_and_many_connections_at_once() {
     let port = server.port().to_string();
     // 16 streams on one connection, each a full copy, from an independent implementation.
     let data = random_bytes(64 * 1024, 13);
-    let mut many = Command::new("python3");
-    many.args([
-        PEER,
-        "client",
-        "127.0.0.1",
-        &port,
-        "--ca",
-        &file(&dir, "ca.pem"),
-        "--server-name",
-        "localhost",
-        "--streams",
-        "16",
-    ]);
-    let out = run(many, &data);
+    let out = aioquic_client(&dir, "127.0.0.1", &port, &["--streams", "16"], &data);
     assert!(out.status.success(), "{}", out.stderr);
     assert_same_bytes(&out.stdout, &data);
     // 20 echotool clients at once.
@@ -219,33 +233,16 @@ fn aioquic_client_against_echotool_serve() {
         let server = quic_server(&dir, listen, &[]);
         let port = server.port().to_string();
         let data = random_bytes(1 << 20, 14);
-        let mut client = Command::new("python3");
-        client.args([
-            PEER,
-            "client",
-            host,
-            &port,
-            "--ca",
-            &file(&dir, "ca.pem"),
-            "--server-name",
-            "localhost",
-        ]);
-        let out = run(client, &data);
+        let out = aioquic_client(&dir, host, &port, &[], &data);
         assert!(out.status.success(), "{host}: {}", out.stderr);
         assert_same_bytes(&out.stdout, &data);
-        let mut datagrams = Command::new("python3");
-        datagrams.args([
-            PEER,
-            "client",
+        let out = aioquic_client(
+            &dir,
             host,
             &port,
-            "--ca",
-            &file(&dir, "ca.pem"),
-            "--server-name",
-            "localhost",
-            "--datagram",
-        ]);
-        let out = run(datagrams, b"dgram one\ndgram two\n");
+            &["--datagram"],
+            b"dgram one\ndgram two\n",
+        );
         assert!(out.status.success(), "{host}: {}", out.stderr);
         assert_eq!(out.stdout, b"dgram one\ndgram two\n");
     }
