@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: install the real peers the tests talk to
-# (socat, ncat, OpenBSD nc, openssl, and aioquic from PyPI) when missing, then format check,
-# clippy, and every test.
+# The whole test suite, from a fresh machine: install the real peers the tests talk to when
+# they are missing (socat, ncat, OpenBSD nc, openssl with apt-get; the Python peers such as
+# aioquic from PyPI into a virtual environment this script owns), then format check, clippy,
+# and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+apt_install() {
+  echo "installing $*" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 
 missing=()
 command -v socat >/dev/null || missing+=(socat)
@@ -11,19 +20,34 @@ command -v ncat >/dev/null || missing+=(ncat)
 # The tests use OpenBSD nc's -N (shut down the socket at end of input).
 { command -v nc >/dev/null && nc -h 2>&1 | grep -q OpenBSD; } || missing+=(netcat-openbsd)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v python3 >/dev/null || missing+=(python3)
 if ((${#missing[@]})); then
-  echo "installing ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
 fi
 
-# The QUIC interop tests talk to aioquic, an independent QUIC implementation.
-if ! python3 -c "import aioquic" 2>/dev/null; then
-  echo "installing aioquic" >&2
-  python3 -m pip install --quiet --disable-pip-version-check aioquic
+# The Python peers (aioquic, an independent QUIC implementation) live in a virtual environment
+# under target/, never in the system's Python: Debian 12+ and Ubuntu 23.04+ refuse
+# `pip install` there (PEP 668, "externally-managed-environment").
+target="${CARGO_TARGET_DIR:-target}"
+venv="$target/test-peers"
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian's python3 ships without ensurepip; python3-venv brings it.
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
 fi
+requirements=scripts/test-peers.txt
+stamp="$venv/.installed"
+if ! cmp -s "$requirements" "$stamp"; then
+  echo "installing the Python test peers into $venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+fi
+# The tests run their Python peers with this interpreter.
+ECHOTOOL_TEST_PYTHON="$(cd "$venv" && pwd)/bin/python"
+export ECHOTOOL_TEST_PYTHON
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

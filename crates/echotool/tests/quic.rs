@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 
@@ -13,7 +12,7 @@ use common::*;
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/quic_echo.py");
 
 fn require_aioquic() {
-    let ok = Command::new("python3")
+    let ok = python()
         .args(["-c", "import aioquic"])
         .status()
         .map(|s| s.success())
@@ -54,7 +53,7 @@ fn aioquic_client(
 ) -> Outcome {
     require_aioquic();
     let ca = file(dir, "ca.pem");
-    let mut client = Command::new("python3");
+    let mut client = python();
     client
         .args([
             PEER,
@@ -252,7 +251,7 @@ fn aioquic_client_against_echotool_serve() {
 fn echotool_connect_against_an_aioquic_server() {
     require_aioquic();
     let dir = certs();
-    let mut peer = Command::new("python3");
+    let mut peer = python();
     peer.args([
         PEER,
         "server",

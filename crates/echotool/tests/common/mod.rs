@@ -20,6 +20,12 @@ pub fn echotool() -> Command {
     cmd
 }
 
+/// The Python that runs the tests' Python peers (aioquic, ...): the virtual environment that
+/// scripts/test.sh makes and names in `ECHOTOOL_TEST_PYTHON`, else `python3`.
+pub fn python() -> Command {
+    Command::new(std::env::var_os("ECHOTOOL_TEST_PYTHON").unwrap_or_else(|| "python3".into()))
+}
+
 /// Panics with a useful message when a peer program the tests need is missing.
 pub fn require(program: &str) {
     let found = std::env::var_os("PATH")
