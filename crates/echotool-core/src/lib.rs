@@ -18,6 +18,7 @@ pub mod echo;
 pub mod endpoint;
 mod error;
 pub mod listener;
+pub mod mismatch;
 mod options;
 mod registry;
 pub mod resolve;
