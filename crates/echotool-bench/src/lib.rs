@@ -13,6 +13,7 @@
 
 pub mod cpus;
 mod error;
+mod interrupt;
 mod load;
 mod machine;
 mod options;
@@ -24,6 +25,7 @@ mod runner;
 mod tally;
 
 pub use error::BenchError;
+pub use interrupt::Interrupt;
 pub use machine::Machine;
 pub use options::{BenchOptions, Scenario, Shape};
 pub use plot::plot;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use echotool_core::{ClientOptions, Endpoint};
 use serde::Serialize;
 
-use crate::BenchError;
+use crate::{BenchError, Interrupt};
 
 /// A kind of measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -90,12 +90,16 @@ pub struct BenchOptions {
     pub target: Option<Endpoint>,
     /// How clients dial (TLS trust for a target, timeouts).
     pub client: ClientOptions,
-    /// How long an echo may take before it counts as lost (datagrams) or an error (streams).
-    pub echo_timeout: Duration,
+    /// How long an echo may take, from when its message left, before it counts as lost
+    /// (datagrams) or fails its connection (streams); `None` uses each kind's default
+    /// ([`echotool_core::session::default_echo_timeout`]).
+    pub echo_timeout: Option<Duration>,
     /// Pin the embedded servers and the client to separate CPUs.
     pub pin_cpus: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Stops the run early (Ctrl-C); what finished is still reported.
+    pub interrupt: Interrupt,
 }
 
 impl Default for BenchOptions {
@@ -112,9 +116,10 @@ impl Default for BenchOptions {
             rate: None,
             target: None,
             client: ClientOptions::default(),
-            echo_timeout: Duration::from_secs(1),
+            echo_timeout: None,
             pin_cpus: true,
             progress: false,
+            interrupt: Interrupt::new(),
         }
     }
 }
@@ -160,6 +165,20 @@ impl BenchOptions {
             }
         }
         shapes
+    }
+
+    /// What the options do not do, said out loud: flags that apply to none of the scenarios
+    /// asked for.
+    pub fn notices(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.rate.is_some() && self.scenarios.contains(&Scenario::Setup) {
+            notes.push(
+                "--rate paces the latency and throughput scenarios; setup dials back to back \
+                 as fast as it can, whatever the rate"
+                    .to_string(),
+            );
+        }
+        notes
     }
 
     /// Checks values that would make the run meaningless.

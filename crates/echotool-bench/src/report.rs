@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use echotool_core::StatsSnapshot;
+use echotool_core::{StatsSnapshot, duration};
 use serde::Serialize;
 
 use crate::cpus::CpuPlan;
@@ -24,6 +24,13 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// The embedded servers' own counters at the end.
     pub servers: Vec<ServerSummary>,
+    /// Why the run stopped early (`SIGINT`, `SIGTERM`), if it did; the rows are those that
+    /// finished.
+    pub interrupted: Option<String>,
+    /// The measurement under way when the run was interrupted, abandoned.
+    pub abandoned: Option<String>,
+    /// The verdicts on the rows: what the figures mean beyond the numbers.
+    pub findings: Vec<Finding>,
 }
 
 /// The run's parameters.
@@ -43,8 +50,8 @@ pub struct Parameters {
     pub rate: Option<f64>,
     /// The external target, if any.
     pub target: Option<String>,
-    /// Milliseconds before a datagram counts as lost.
-    pub echo_timeout_ms: u128,
+    /// Milliseconds an echo may take (`None`: 1000 for datagrams, 5000 for streams).
+    pub echo_timeout_ms: Option<u128>,
 }
 
 impl Parameters {
@@ -67,7 +74,7 @@ impl Parameters {
                     t.host_port("127.0.0.1", echotool_core::DEFAULT_PORT)
                 )
             }),
-            echo_timeout_ms: opts.echo_timeout.as_millis(),
+            echo_timeout_ms: opts.echo_timeout.map(|t| t.as_millis()),
         }
     }
 }
@@ -96,6 +103,10 @@ pub struct Row {
     pub spread_pct: Option<f64>,
     /// Every run.
     pub runs: Vec<Figures>,
+    /// The run was interrupted before every run of this row was done.
+    pub interrupted: bool,
+    /// Whether the transport carries datagrams (which can be lost, late or duplicated).
+    pub datagram: bool,
 }
 
 impl Row {
@@ -113,9 +124,17 @@ impl Row {
                 .total_cmp(&runs[b].messages_per_sec)
         });
         let mut median = runs[order[order.len() / 2]].clone();
-        median.errors = runs.iter().map(|r| r.errors).sum();
-        median.mismatches = runs.iter().map(|r| r.mismatches).sum();
-        median.lost = runs.iter().map(|r| r.lost).sum();
+        let sum = |f: fn(&Figures) -> u64| runs.iter().map(f).sum::<u64>();
+        median.errors = sum(|r| r.errors);
+        median.mismatches = sum(|r| r.mismatches);
+        median.lost = sum(|r| r.lost);
+        median.late = sum(|r| r.late);
+        median.duplicated = sum(|r| r.duplicated);
+        median.scheduled = sum(|r| r.scheduled);
+        median.unsent = sum(|r| r.unsent);
+        if median.first_mismatch.is_none() {
+            median.first_mismatch = runs.iter().find_map(|r| r.first_mismatch.clone());
+        }
         let spread_pct = (runs.len() > 1 && median.messages_per_sec > 0.0).then(|| {
             let lo = runs[order[0]].messages_per_sec;
             let hi = runs[order[order.len() - 1]].messages_per_sec;
@@ -132,7 +151,67 @@ impl Row {
             median,
             spread_pct,
             runs,
+            interrupted: false,
+            datagram: false,
         }
+    }
+
+    /// `udp latency 64 B`: the row as findings name it.
+    fn label(&self) -> String {
+        format!("{} {} {}", self.protocol, self.scenario, bytes(self.size))
+    }
+
+    /// Whether no run of this row measured anything.
+    pub fn is_empty(&self) -> bool {
+        self.runs.iter().all(|f| f.messages == 0)
+    }
+
+    /// Open loop: the share of the scheduled messages that went out, when it fell short.
+    fn rate_shortfall(&self) -> Option<f64> {
+        let f = &self.median;
+        (f.scheduled > 0 && f.unsent * 100 > f.scheduled)
+            .then(|| 1.0 - f.unsent as f64 / f.scheduled as f64)
+    }
+
+    /// Short flags for the table's notes column.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(sent) = self.rate_shortfall() {
+            notes.push(format!("rate not reached ({} sent)", percent(sent)));
+        }
+        if self.median.duplicated > 0 {
+            notes.push(format!("{} duplicated", self.median.duplicated));
+        }
+        if !self.is_empty() && self.median.samples < FEW_SAMPLES {
+            let n = self.median.samples;
+            notes.push(format!("only {n} {}", plural(n, "sample", "samples")));
+        }
+        if self.interrupted {
+            notes.push(format!("interrupted after {} runs", self.runs.len()));
+        }
+        notes
+    }
+}
+
+/// Below this many latencies a row is flagged: p99 does not exist yet.
+const FEW_SAMPLES: u64 = 100;
+
+/// A verdict on a run beyond its figures: what they mean and what to do.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// Whether it fails the run: altered echoes (corruption), or a row that measured nothing.
+    pub fails: bool,
+    /// The sentence.
+    pub text: String,
+}
+
+impl Finding {
+    fn note(text: String) -> Self {
+        Finding { fails: false, text }
+    }
+
+    fn failure(text: String) -> Self {
+        Finding { fails: true, text }
     }
 }
 
@@ -172,12 +251,79 @@ impl Report {
         self.rows.iter().map(|r| r.median.mismatches).sum()
     }
 
-    /// Rows in which nothing at all was measured.
-    pub fn empty_rows(&self) -> Vec<&Row> {
-        self.rows
-            .iter()
-            .filter(|r| r.runs.iter().all(|f| f.messages == 0))
-            .collect()
+    /// Every verdict of the run, row by row: altered echoes and empty rows fail it; loss,
+    /// late echoes, a rate not reached, errors, thin samples and an interruption are told.
+    pub fn judge(&self) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        // Only datagrams are lost, so without --timeout their default applies.
+        let datagram_timeout = match self.parameters.echo_timeout_ms {
+            Some(ms) => duration::display(std::time::Duration::from_millis(ms as u64)),
+            None => duration::display(echotool_core::session::DATAGRAM_ECHO_TIMEOUT),
+        };
+        for row in &self.rows {
+            let (f, label) = (&row.median, row.label());
+            if f.mismatches > 0 {
+                let first = f.first_mismatch.as_deref().unwrap_or("no detail kept");
+                findings.push(Finding::failure(format!(
+                    "{label}: {} {} came back altered, bytes differing from what was sent: the \
+                     server corrupted them (first: {first})",
+                    f.mismatches,
+                    plural(f.mismatches, "echo", "echoes")
+                )));
+            }
+            if row.is_empty() {
+                findings.push(Finding::failure(empty_row(row)));
+                continue;
+            }
+            if let Some(sent) = row.rate_shortfall() {
+                findings.push(Finding::note(format!(
+                    "{label}: --rate {} not reached: only {} of the scheduled messages went \
+                     out ({}/s); the client or the server is saturated and the latencies \
+                     include the backlog. Lower --rate or add --conns",
+                    thousands(row.rate.unwrap_or_default()),
+                    percent(sent),
+                    thousands(f.sent_per_sec.unwrap_or_default())
+                )));
+            }
+            if f.lost > 0 {
+                findings.push(Finding::note(format!(
+                    "{label}: {} {} got no echo within {} (lost){}",
+                    f.lost,
+                    plural(f.lost, "datagram", "datagrams"),
+                    datagram_timeout,
+                    match f.late {
+                        0 => String::new(),
+                        n => format!("; {n} of them came back later (late, not corrupted)"),
+                    }
+                )));
+            }
+            if f.errors > 0 {
+                findings.push(Finding::note(format!(
+                    "{label}: {} {} (failed connections, stalled echoes or I/O errors)",
+                    f.errors,
+                    plural(f.errors, "error", "errors")
+                )));
+            }
+            if f.samples < FEW_SAMPLES {
+                findings.push(Finding::note(format!(
+                    "{label}: only {} {} measured, too few for p99 and beyond; measure longer \
+                     (--duration)",
+                    f.samples,
+                    plural(f.samples, "latency", "latencies")
+                )));
+            }
+        }
+        if let Some(signal) = &self.interrupted {
+            let abandoned = match &self.abandoned {
+                Some(what) => format!("; {what} was abandoned"),
+                None => String::new(),
+            };
+            findings.push(Finding::note(format!(
+                "the run was interrupted ({signal}){abandoned}: the rows shown are those that \
+                 finished"
+            )));
+        }
+        findings
     }
 
     /// The JSON document: every figure, the parameters, the machine.
@@ -188,14 +334,14 @@ impl Report {
     /// One CSV line per row (median run), with a header.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "protocol,scenario,conns,size,depth,rate,messages_per_sec,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatches,lost,spread_pct\n",
+            "protocol,scenario,conns,size,depth,rate,messages_per_sec,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatches,lost,spread_pct,late,duplicated,scheduled,unsent,samples,interrupted\n",
         );
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
         for r in &self.rows {
             let f = &r.median;
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{:.1},{:.3},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{:.1},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.protocol,
                 r.scenario,
                 r.conns,
@@ -212,7 +358,13 @@ impl Report {
                 f.errors,
                 f.mismatches,
                 f.lost,
-                opt(r.spread_pct)
+                opt(r.spread_pct),
+                f.late,
+                f.duplicated,
+                f.scheduled,
+                f.unsent,
+                f.samples,
+                r.interrupted
             );
         }
         out
@@ -223,7 +375,7 @@ impl Report {
         let mut cells: Vec<Vec<String>> = vec![
             [
                 "protocol", "scenario", "conns", "size", "depth", "msgs/s", "MB/s", "p50", "p90",
-                "p99", "p99.9", "max", "errors", "mismatch", "lost",
+                "p99", "p99.9", "max", "errors", "mismatch", "lost", "late",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -233,13 +385,17 @@ impl Report {
         if runs > 1 {
             cells[0].push("spread".into());
         }
+        let noted = self.rows.iter().any(|r| !r.notes().is_empty());
+        if noted {
+            cells[0].push("notes".into());
+        }
         for r in &self.rows {
             let f = &r.median;
             let p = f.rtt_us;
-            let lost = if r.protocol.starts_with("udp") || f.lost > 0 {
-                f.lost.to_string()
-            } else {
-                "-".into()
+            // Only datagrams can be lost or late; a dash says "cannot happen" rather than 0.
+            let datagram_count = |n: u64| match r.datagram || n > 0 {
+                true => n.to_string(),
+                false => "-".into(),
             };
             let mut line = vec![
                 r.protocol.clone(),
@@ -265,7 +421,8 @@ impl Report {
                 micros(p.max),
                 f.errors.to_string(),
                 f.mismatches.to_string(),
-                lost,
+                datagram_count(f.lost),
+                datagram_count(f.late),
             ];
             if runs > 1 {
                 line.push(
@@ -273,6 +430,9 @@ impl Report {
                         .map(|s| format!("±{:.0}%", s / 2.0))
                         .unwrap_or_default(),
                 );
+            }
+            if noted {
+                line.push(r.notes().join(", "));
             }
             cells.push(line);
         }
@@ -291,8 +451,8 @@ impl Report {
                 .iter()
                 .enumerate()
                 .map(|(c, cell)| {
-                    // Names left, figures right.
-                    if c < 2 {
+                    // Names and notes left, figures right.
+                    if c < 2 || (noted && c == row.len() - 1) {
                         format!("{cell:<w$}", w = widths[c])
                     } else {
                         format!("{cell:>w$}", w = widths[c])
@@ -350,13 +510,51 @@ impl Report {
     }
 }
 
+/// Why a row measured nothing, in words.
+fn empty_row(row: &Row) -> String {
+    let f = &row.median;
+    let what = format!("nothing was measured by {} in {}", row.url, row.label());
+    if f.scheduled > 0 && f.unsent * 100 >= f.scheduled * 99 {
+        return format!(
+            "{what}: the client could not send at --rate {} (the schedule fell behind before \
+             the window opened); lower --rate or add --conns",
+            thousands(row.rate.unwrap_or_default())
+        );
+    }
+    if f.lost > 0 {
+        return format!(
+            "{what}: all {} datagrams were lost; is an echo server listening there?",
+            f.lost
+        );
+    }
+    if f.mismatches > 0 {
+        return format!("{what}: every echo came back altered");
+    }
+    format!(
+        "{what}: {} {}; is an echo server listening there?",
+        f.errors,
+        plural(f.errors, "error", "errors")
+    )
+}
+
+/// A share as a percentage with as many decimals as it needs to not read as 0 or 100.
+fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    match p {
+        p if !(1.0..=99.0).contains(&p) => format!("{p:.2}%"),
+        p if !(10.0..=90.0).contains(&p) => format!("{p:.1}%"),
+        p => format!("{p:.0}%"),
+    }
+}
+
+/// `one` or `many`, by count.
+pub(crate) fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
 /// `16 KiB`, `64 B`: sizes as the table and plot show them.
 pub(crate) fn bytes(n: usize) -> String {
-    match n {
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
-        n => format!("{n} B"),
-    }
+    echotool_core::size::display(n)
 }
 
 fn micros(v: Option<f64>) -> String {
@@ -380,4 +578,97 @@ fn thousands(v: f64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scenario;
+    use crate::tally::Tally;
+
+    fn row(datagram: bool, tally: &Tally, rate: Option<f64>) -> Row {
+        let shape = Shape {
+            scenario: Scenario::Latency,
+            conns: 1,
+            size: 64,
+            depth: 1,
+            rate,
+        };
+        let figures = tally.figures(std::time::Duration::from_secs(1));
+        let mut row = Row::new("p", "latency", "p://x", &shape, vec![figures]);
+        row.datagram = datagram;
+        row
+    }
+
+    fn judge(rows: Vec<Row>) -> Vec<Finding> {
+        let report = Report {
+            echotool_version: "0".into(),
+            machine: Machine::current(),
+            threads: crate::cpus::plan(false, false),
+            parameters: Parameters::from_options(&BenchOptions::default()),
+            rows,
+            servers: Vec::new(),
+            interrupted: None,
+            abandoned: None,
+            findings: Vec::new(),
+        };
+        report.judge()
+    }
+
+    #[test]
+    fn four_verdicts_each_with_its_sentence() {
+        let mut t = Tally::default();
+        for _ in 0..200 {
+            t.record(std::time::Duration::from_micros(50), 64);
+        }
+        t.lost = 3;
+        t.late = 2;
+        t.scheduled = 1000;
+        t.unsent = 500;
+        let found = judge(vec![row(true, &t, Some(1000.0))]);
+        let texts: Vec<&str> = found.iter().map(|f| f.text.as_str()).collect();
+        assert!(found.iter().all(|f| !f.fails), "{texts:?}");
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("--rate 1 000 not reached: only 50%")),
+            "{texts:?}"
+        );
+        assert!(
+            texts.iter().any(|t| t
+                .contains("3 datagrams got no echo within 1 s (lost); 2 of them came back later")),
+            "{texts:?}"
+        );
+
+        t.mismatch(b"hello", b"HELLO");
+        let found = judge(vec![row(true, &t, None)]);
+        let altered = found.iter().find(|f| f.fails).expect("a failure");
+        assert!(
+            altered.text.contains("1 echo came back altered"),
+            "{}",
+            altered.text
+        );
+        assert!(altered.text.contains("letters' case"), "{}", altered.text);
+    }
+
+    #[test]
+    fn an_empty_row_fails_and_thin_samples_are_noted() {
+        let none = Tally {
+            errors: 1,
+            ..Tally::default()
+        };
+        let found = judge(vec![row(false, &none, None)]);
+        assert!(
+            found[0].fails
+                && found[0]
+                    .text
+                    .contains("1 error; is an echo server listening"),
+            "{found:?}"
+        );
+        let mut thin = Tally::default();
+        thin.record(std::time::Duration::from_micros(5), 64);
+        let r = row(false, &thin, None);
+        assert_eq!(r.median.rtt_us.p50, None, "one sample has no median");
+        assert_eq!(r.notes(), ["only 1 sample"]);
+    }
 }

@@ -21,10 +21,20 @@ pub struct Tally {
     pub errors: u64,
     /// Echoes that differed from what was sent.
     pub mismatches: u64,
-    /// Datagrams never echoed.
+    /// Datagrams never echoed within the echo timeout.
     pub lost: u64,
+    /// Datagram echoes that came after they were counted lost.
+    pub late: u64,
+    /// Datagram echoes that came twice.
+    pub duplicated: u64,
+    /// Open loop: messages due in the window.
+    pub scheduled: u64,
+    /// Open loop: messages due in the window that never went out (the client fell behind).
+    pub unsent: u64,
     /// Set-ups that resumed an earlier session.
     pub resumed: u64,
+    /// What the first altered echo looked like, and why, for the verdict.
+    pub first_mismatch: Option<String>,
 }
 
 impl Default for Tally {
@@ -36,7 +46,12 @@ impl Default for Tally {
             errors: 0,
             mismatches: 0,
             lost: 0,
+            late: 0,
+            duplicated: 0,
+            scheduled: 0,
+            unsent: 0,
             resumed: 0,
+            first_mismatch: None,
         }
     }
 }
@@ -50,6 +65,27 @@ impl Tally {
         self.bytes += bytes as u64;
     }
 
+    /// Records an echo that differs from what was sent; the first one is kept, described.
+    pub fn mismatch(&mut self, sent: &[u8], echo: &[u8]) {
+        self.mismatches += 1;
+        if self.first_mismatch.is_none() {
+            let at = sent.iter().zip(echo).position(|(a, b)| a != b);
+            let at = at.unwrap_or(sent.len().min(echo.len()));
+            let mut text = format!(
+                "{} bytes came back for {} sent, first difference at byte {at}: {} where {} was \
+                 sent",
+                echo.len(),
+                sent.len(),
+                echotool_core::mismatch::quoted(&echo[at.min(echo.len())..]),
+                echotool_core::mismatch::quoted(&sent[at.min(sent.len())..]),
+            );
+            if let Some(cause) = echotool_core::mismatch::recognise(sent, echo) {
+                text = format!("{text}; {cause}");
+            }
+            self.first_mismatch = Some(text);
+        }
+    }
+
     /// Adds another worker's tally.
     pub fn merge(&mut self, other: &Tally) {
         // Same bounds on both sides, so adding cannot fail.
@@ -59,37 +95,59 @@ impl Tally {
         self.errors += other.errors;
         self.mismatches += other.mismatches;
         self.lost += other.lost;
+        self.late += other.late;
+        self.duplicated += other.duplicated;
+        self.scheduled += other.scheduled;
+        self.unsent += other.unsent;
         self.resumed += other.resumed;
+        if self.first_mismatch.is_none() {
+            self.first_mismatch.clone_from(&other.first_mismatch);
+        }
     }
 
     /// The figures of this tally over a window of `window`.
     pub fn figures(&self, window: Duration) -> Figures {
         let secs = window.as_secs_f64().max(1e-9);
         let h = &self.latency;
-        let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        let empty = h.is_empty();
+        let samples = h.len();
+        // A percentile exists once at least one sample lies beyond it: p99.9 needs 1000.
+        let us = |q: f64| {
+            (samples as f64 * (1.0 - q) >= 1.0 - 1e-9)
+                .then(|| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        let any = samples > 0;
         Figures {
             messages: self.messages,
             messages_per_sec: self.messages as f64 / secs,
             mb_per_sec: self.bytes as f64 / secs / 1e6,
             rtt_us: Percentiles {
-                p50: (!empty).then(|| us(0.50)),
-                p90: (!empty).then(|| us(0.90)),
-                p99: (!empty).then(|| us(0.99)),
-                p999: (!empty).then(|| us(0.999)),
-                max: (!empty).then(|| h.max() as f64 / 1000.0),
-                mean: (!empty).then(|| h.mean() / 1000.0),
+                p50: us(0.50),
+                p90: us(0.90),
+                p99: us(0.99),
+                p999: us(0.999),
+                max: any.then(|| h.max() as f64 / 1000.0),
+                mean: any.then(|| h.mean() / 1000.0),
             },
+            samples,
             errors: self.errors,
             mismatches: self.mismatches,
             lost: self.lost,
+            late: self.late,
+            duplicated: self.duplicated,
+            scheduled: self.scheduled,
+            unsent: self.unsent,
+            sent_per_sec: (self.scheduled > 0)
+                .then(|| self.scheduled.saturating_sub(self.unsent) as f64 / secs),
             resumed: self.resumed,
+            first_mismatch: self.first_mismatch.clone(),
             curve: curve(h),
         }
     }
 }
 
-/// Latency percentiles in microseconds; absent when nothing was measured.
+/// Latency percentiles in microseconds; a percentile is absent until at least one sample lies
+/// beyond it (p50 needs 2 samples, p99 100, p99.9 1000), since below that it is only the
+/// largest sample under another name.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct Percentiles {
     /// Median.
@@ -117,14 +175,28 @@ pub struct Figures {
     pub mb_per_sec: f64,
     /// Round-trip (or set-up) time percentiles, microseconds.
     pub rtt_us: Percentiles,
+    /// Latencies measured (the percentiles rest on this many).
+    pub samples: u64,
     /// Errors (failed connections, stream timeouts, I/O errors).
     pub errors: u64,
-    /// Echoes that differed from what was sent.
+    /// Echoes that differed from what was sent: bytes altered.
     pub mismatches: u64,
-    /// Datagrams never echoed.
+    /// Datagrams not echoed within the echo timeout.
     pub lost: u64,
+    /// Datagram echoes that came after they were counted lost.
+    pub late: u64,
+    /// Datagram echoes that came twice.
+    pub duplicated: u64,
+    /// Open loop: messages due in the window.
+    pub scheduled: u64,
+    /// Open loop: messages due in the window that the client never sent (it fell behind).
+    pub unsent: u64,
+    /// Open loop: messages actually sent per second in the window.
+    pub sent_per_sec: Option<f64>,
     /// Set-ups that resumed an earlier session (TLS tickets, QUIC 0-RTT).
     pub resumed: u64,
+    /// The first altered echo, described.
+    pub first_mismatch: Option<String>,
     /// The latency distribution: (percentile, microseconds) pairs for plotting.
     pub curve: Vec<(f64, f64)>,
 }

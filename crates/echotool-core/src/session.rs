@@ -18,6 +18,22 @@ use tracing::warn;
 
 use crate::{BoxStream, Channel, DatagramSocket, Error, Result, mismatch};
 
+/// How long an echo may take over a stream unless told otherwise: long enough for a slow
+/// network or a busy server.
+pub const STREAM_ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a datagram's echo may take unless told otherwise: short, since a lost datagram
+/// never comes and waiting longer only delays the verdict.
+pub const DATAGRAM_ECHO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default echo timeout for a transport of `kind`.
+pub fn default_echo_timeout(kind: crate::Kind) -> Duration {
+    match kind {
+        crate::Kind::Stream => STREAM_ECHO_TIMEOUT,
+        crate::Kind::Datagram => DATAGRAM_ECHO_TIMEOUT,
+    }
+}
+
 /// How the input is turned into messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Feed {
@@ -57,7 +73,7 @@ impl SessionOptions {
         SessionOptions {
             url: url.into(),
             feed,
-            echo_timeout: Some(Duration::from_secs(5)),
+            echo_timeout: Some(STREAM_ECHO_TIMEOUT),
             retries: 0,
             datagram_size: 1024,
             window: 32,

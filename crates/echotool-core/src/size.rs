@@ -31,6 +31,22 @@ pub fn parse(input: &str) -> Result<usize> {
         .ok_or_else(|| invalid(input))
 }
 
+/// A size as the table, plots and help show it: `64 B`, `16 KiB`, `1 MiB`, or exact bytes
+/// when it is not a whole number of KiB.
+///
+/// ```
+/// use echotool_core::size::display;
+/// assert_eq!(display(16 * 1024), "16 KiB");
+/// assert_eq!(display(1000), "1000 B");
+/// ```
+pub fn display(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
 fn invalid(input: &str) -> Error {
     Error::Invalid(format!(
         "'{input}' is not a size: write a number of bytes (1024) or add K, M or G (16K, 1M)"

@@ -1,19 +1,25 @@
-//! `echotool bench`: flags to options, run, print the table (or JSON, CSV), draw the plot.
+//! `echotool bench`: flags to options, run, print the table (or JSON, CSV), draw the plot,
+//! and give the verdicts. A first Ctrl-C (or SIGTERM) ends the run early and still reports
+//! what finished; the exit status then says which signal it was.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use echotool_bench::{BenchOptions, Report, Scenario};
+use echotool_bench::{BenchOptions, Interrupt, Report, Scenario};
 use echotool_core::{ClientOptions, Registry};
 
 use crate::cli::BenchArgs;
 use crate::connect::tls_options;
+use crate::exit::Exit;
+use crate::os_signals;
 
-/// Runs the comparison and reports it; exit status 1 when any echo was wrong or a row measured
-/// nothing.
-pub fn run(registry: &Registry, args: BenchArgs) -> Result<()> {
+/// Runs the comparison and reports it. Exit status 1 when any echo came back altered or a row
+/// measured nothing; 130 or 143 when a signal ended the run early.
+pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
+    let outputs = Outputs::check(&args)?;
     let defaults = BenchOptions::default();
+    let interrupt = Interrupt::new();
     let opts = BenchOptions {
         protocols: if args.proto.is_empty() {
             defaults.protocols
@@ -39,59 +45,151 @@ pub fn run(registry: &Registry, args: BenchArgs) -> Result<()> {
         },
         echo_timeout: args.timeout,
         pin_cpus: !args.no_pin,
-        progress: true,
+        progress: !quiet,
+        interrupt: interrupt.clone(),
     };
+    if !quiet {
+        for notice in opts.notices() {
+            eprintln!("note: {notice}");
+        }
+    }
+    let on_signal = interrupt.clone();
+    let stopped = std::sync::Arc::new(std::sync::OnceLock::new());
+    let stop = stopped.clone();
+    os_signals::watch(move |signal| {
+        let _ = stop.set(signal);
+        eprintln!(
+            "{}: finishing with what was measured (again to quit at once)",
+            signal.past()
+        );
+        on_signal.trigger(signal.name());
+    })?;
     let report = echotool_bench::run(registry, &opts)?;
-    let to_stdout = |file: &Option<std::path::PathBuf>| file.as_deref() == Some(Path::new("-"));
-    let mut stdout = std::io::stdout().lock();
-    if to_stdout(&args.json) {
-        writeln!(stdout, "{}", report.json())?;
-    } else if to_stdout(&args.csv) {
-        write!(stdout, "{}", report.csv())?;
-    } else {
-        writeln!(stdout, "{}", report.header())?;
-        write!(stdout, "{}", report.table())?;
+    outputs.write(&report)?;
+    let verdict = verdict(&report, quiet);
+    match stopped.get() {
+        // Interrupted: everything that finished is out; the status names the signal.
+        Some(signal) => Err(Exit::code(signal.exit_code()).into()),
+        None => verdict,
     }
-    if let Some(path) = args.json.as_deref().filter(|p| *p != Path::new("-")) {
-        write_file(path, &report.json())?;
+}
+
+/// Where the report goes, checked before the run so that a bad path does not cost a run.
+struct Outputs {
+    json: Option<PathBuf>,
+    csv: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+impl Outputs {
+    fn check(args: &BenchArgs) -> Result<Outputs> {
+        let is_stdout = |file: &Option<PathBuf>| file.as_deref() == Some(Path::new("-"));
+        if is_stdout(&args.json) && is_stdout(&args.csv) {
+            return Err(Exit::usage(
+                "--json and --csv cannot both go to standard output: give one of them a FILE",
+            ));
+        }
+        if let Some(plot) = &args.plot {
+            let svg = plot
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+            if !svg {
+                return Err(Exit::usage(format!(
+                    "--plot writes SVG, so {} would hold SVG under another name: name the file \
+                     .svg (e.g. --plot latency.svg), and convert it if you need another format",
+                    plot.display()
+                )));
+            }
+        }
+        for (flag, path) in [
+            ("--json", &args.json),
+            ("--csv", &args.csv),
+            ("--plot", &args.plot),
+        ] {
+            if let Some(path) = path.as_deref().filter(|p| *p != Path::new("-")) {
+                writable(flag, path)?;
+            }
+        }
+        Ok(Outputs {
+            json: args.json.clone(),
+            csv: args.csv.clone(),
+            plot: args.plot.clone(),
+        })
     }
-    if let Some(path) = args.csv.as_deref().filter(|p| *p != Path::new("-")) {
-        write_file(path, &report.csv())?;
+
+    /// The table (or JSON or CSV) on standard output, and every file asked for.
+    fn write(&self, report: &Report) -> Result<()> {
+        let to_stdout = |file: &Option<PathBuf>| file.as_deref() == Some(Path::new("-"));
+        let mut stdout = std::io::stdout().lock();
+        if to_stdout(&self.json) {
+            writeln!(stdout, "{}", report.json())?;
+        } else if to_stdout(&self.csv) {
+            write!(stdout, "{}", report.csv())?;
+        } else {
+            writeln!(stdout, "{}", report.header())?;
+            write!(stdout, "{}", report.table())?;
+        }
+        stdout.flush()?;
+        if let Some(path) = self.json.as_deref().filter(|p| *p != Path::new("-")) {
+            write_file(path, &report.json())?;
+        }
+        if let Some(path) = self.csv.as_deref().filter(|p| *p != Path::new("-")) {
+            write_file(path, &report.csv())?;
+        }
+        if let Some(path) = &self.plot {
+            echotool_bench::plot(report, path)?;
+        }
+        Ok(())
     }
-    if let Some(path) = &args.plot {
-        echotool_bench::plot(&report, path)?;
+}
+
+/// Refuses an output path that cannot be written, without leaving anything behind.
+fn writable(flag: &str, path: &Path) -> Result<()> {
+    let existed = path.exists();
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    match opened {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => Err(Exit::usage(format!(
+            "{flag} {}: cannot write there ({}); check that the directory exists and is writable",
+            path.display(),
+            match e.kind() {
+                std::io::ErrorKind::NotFound => "no such directory".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            }
+        ))),
     }
-    verdict(&report)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Fails the run when any echo differed from what was sent or nothing was measured.
-fn verdict(report: &Report) -> Result<()> {
-    let mismatches = report.mismatches();
-    if mismatches > 0 {
-        bail!(
-            "{mismatches} echoes differed from what was sent (the mismatch column): the server \
-             altered, lost or reordered bytes"
-        );
+/// Tells every finding; fails the run when an echo came back altered or a row measured
+/// nothing.
+fn verdict(report: &Report, quiet: bool) -> Result<()> {
+    let failures: Vec<_> = report.findings.iter().filter(|f| f.fails).collect();
+    for finding in report.findings.iter().filter(|f| !f.fails) {
+        if !quiet {
+            eprintln!("note: {}", finding.text);
+        }
     }
-    if let Some(row) = report.empty_rows().first() {
-        let f = &row.median;
-        let why = if f.lost > 0 {
-            format!(
-                "all {} datagrams were lost; is an echo server listening there?",
-                f.lost
-            )
-        } else {
-            format!("{} errors; is an echo server listening there?", f.errors)
-        };
-        bail!(
-            "nothing was echoed by {} in the {} scenario: {why}",
-            row.url,
-            row.scenario
-        );
+    match failures.as_slice() {
+        [] => Ok(()),
+        [only] => bail!("{}", only.text),
+        [first, rest @ ..] => {
+            for other in rest {
+                eprintln!("note: {}", other.text);
+            }
+            bail!("{} (and {} more, above)", first.text, rest.len())
+        }
     }
-    Ok(())
 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use echotool_bench::Scenario;
-use echotool_core::{Endpoint, Registry, TlsVersion};
+use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use echotool_bench::{BenchOptions, Scenario};
+use echotool_core::{Endpoint, Limits, Registry, SocketOptions, TlsVersion};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
 /// compared side by side.
@@ -56,14 +56,15 @@ pub enum Command {
     /// Prints `listening on PROTO://ADDR` to stderr once it accepts connections (with the real
     /// port when you ask for port 0), and a summary per listener when it stops.
     Serve(ServeArgs),
-    /// Compare protocols: the same echo over TCP, UDP and TLS, measured side by side.
+    /// Compare protocols: the same echo over every transport, measured side by side.
     ///
-    /// With no flags: embedded servers for tcp, udp and tls on loopback (the same code as
-    /// serve), 1 s warm-up and 5 s of measurement per protocol and scenario (latency: 1
-    /// connection x 64 B; throughput: 4 connections x 16 KiB x 2 in flight; setup: connect,
-    /// handshake, one echo, close), then one table. Servers and client run on separate
-    /// runtimes pinned to separate halves of the CPUs. Every echoed byte is verified; any
-    /// mismatch makes the exit status 1.
+    /// With no flags: embedded servers for every protocol on loopback (the same code as
+    /// serve), a warm-up and a measurement per protocol and scenario (latency, throughput,
+    /// and setup: connect, handshake, one echo, close; the shapes are in the flags' defaults
+    /// below), then one table. Servers and client run on separate runtimes pinned to separate
+    /// halves of the CPUs. Every echoed byte is verified: an altered echo makes the exit status
+    /// 1; lost, late and duplicated datagrams, a --rate not reached and thin samples are
+    /// reported as such. Ctrl-C ends the run early and still reports what finished.
     Bench(BenchArgs),
     /// Write a CA, a server and a client certificate (PEM) for testing TLS.
     ///
@@ -77,8 +78,22 @@ pub enum Command {
     ///
     /// On a terminal it is a seesaw: each line is sent and its echo printed before the next.
     /// In a pipe it streams: `printf 'a\nb\n' | echotool connect` prints exactly `a\nb\n`,
-    /// binary-safe, and exits once the echo of everything sent has arrived.
+    /// binary-safe, and exits once the echo of everything sent has arrived. Every echo is
+    /// compared with what was sent, byte for byte: a reply that is not an echo ends the
+    /// session with exit status 1 and says what came back.
     Connect(ConnectArgs),
+    /// Print a shell completion script, e.g. `echotool completions bash >
+    /// /etc/bash_completion.d/echotool`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `echotool manpage | man -l -`.
+    Manpage,
+    /// Print the version of echotool and of the libraries it measures with (rustls, quinn,
+    /// tokio), the crypto provider, the target and the transports built in.
+    Version,
 }
 
 /// `echotool serve`.
@@ -95,22 +110,19 @@ pub struct ServeArgs {
     /// Listeners and settings from a TOML file (see config/README.md); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Most connections open at once, per listener. [default: 10000]
+    /// Most connections open at once, per listener.
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
     /// What to do with connections beyond --max-conns: wait in the backlog, or refuse at once.
-    /// [default: wait]
     #[arg(long, value_enum, value_name = "POLICY")]
     pub on_limit: Option<OnLimitArg>,
     /// Close a connection that sends nothing (or reads nothing back) for this long; 0 = never.
-    /// [default: 300s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
     /// On Ctrl-C or SIGTERM, how long in-flight echoes may take before connections are cut.
-    /// [default: 5s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
-    /// Length of the listen backlog. [default: 1024]
+    /// Length of the listen backlog.
     #[arg(long, value_name = "N")]
     pub backlog: Option<u32>,
     /// Turn off TCP_NODELAY (on by default), letting the kernel coalesce small writes.
@@ -129,7 +141,7 @@ pub struct ServeArgs {
     /// dropped and counted. [default: no limit]
     #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..))]
     pub udp_rate_limit: Option<u32>,
-    /// TLS: drop a connection whose handshake has not finished in this long. [default: 10s]
+    /// TLS: drop a connection whose handshake has not finished in this long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub handshake_timeout: Option<Duration>,
     /// TLS settings of the server.
@@ -202,7 +214,7 @@ pub struct ConnectTlsArgs {
 /// `echotool bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Protocols to compare, comma separated. [default: tcp,udp,tls,quic]
+    /// Protocols to compare, comma separated.
     #[arg(
         short,
         long,
@@ -211,26 +223,26 @@ pub struct BenchArgs {
         conflicts_with = "target"
     )]
     pub proto: Vec<String>,
-    /// Scenarios: latency, throughput, setup (comma separated). [default: all three]
+    /// Scenarios: latency, throughput, setup (comma separated).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_parser = parse_scenario)]
     pub scenario: Vec<Scenario>,
-    /// Connections (sockets for UDP) per measurement. [default: per scenario: 1, 2, 1]
+    /// Connections (sockets for datagram protocols) per measurement.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub conns: Option<u32>,
-    /// Message size, or a comma-separated list to sweep (64,1K,16K). [default: per scenario: 64 B, 16 KiB, 64 B]
+    /// Message size, or a comma-separated list to sweep (64,1K,16K).
     #[arg(short, long, value_name = "BYTES,...", value_delimiter = ',', value_parser = parse_size)]
     pub size: Vec<usize>,
-    /// Messages in flight per connection (closed loop). [default: per scenario: 1, 2, 1]
+    /// Messages in flight per connection (closed loop).
     #[arg(short, long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub depth: Option<u32>,
     /// Measured time per run.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Duration,
     /// Unmeasured warm-up before each run.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub warmup: Duration,
     /// Repetitions of every measurement; the table shows the median and the spread.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
     /// Open loop: send this many messages per second in total, on schedule, and count latency
     /// from the scheduled time, so a stalled server shows in the tail (no coordinated omission).
@@ -244,19 +256,22 @@ pub struct BenchArgs {
     #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub target: Option<Endpoint>,
     /// Also write every figure, the parameters, the version, kernel and CPU as one JSON
-    /// document to FILE; without FILE (or with -), print it instead of the table.
+    /// document to FILE; without FILE (or with -), print it instead of the table. Checked
+    /// before the run.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<PathBuf>,
     /// Also write one CSV line per row to FILE; without FILE (or with -), print it instead of
     /// the table.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub csv: Option<PathBuf>,
-    /// Draw latency percentile curves, one per protocol, to this SVG file.
+    /// Draw latency percentile curves, one per protocol, to this SVG file (SVG only).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
-    /// Datagrams not echoed within this long count as lost.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
-    pub timeout: Duration,
+    /// How long an echo may take from when its message left: a datagram not echoed by then
+    /// counts as lost (and as late if its echo comes after all), a stream connection as
+    /// failed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// Do not pin the embedded servers and the client to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -316,7 +331,6 @@ pub struct ConnectArgs {
     )]
     pub count: u64,
     /// Limit for connecting and for each echo; 0 waits forever.
-    /// [default: 5s, 1s for datagram protocols]
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// lines: send a line, wait for its echo, repeat. pipe: stream everything, then half-close.
@@ -338,7 +352,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
     /// Datagram protocols in pipe mode: cut the input into datagrams of at most this size.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1024")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub size: usize,
 }
 
@@ -375,8 +389,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     echotool_core::duration::parse(text).map_err(|e| e.to_string())
 }
 
-/// Parses the command line, listing the registry's protocols in the help of `--proto`.
-pub fn parse(registry: &Registry) -> Result<Cli, clap::Error> {
+/// The command line with everything only known at run time: the registry's protocols in
+/// the help of `--proto`, and defaults taken from the constants the code uses, so that
+/// `--help` cannot drift from what runs.
+pub fn command(registry: &Registry) -> clap::Command {
     let names = registry.names().join(", ");
     let details: Vec<String> = registry
         .iter()
@@ -387,13 +403,108 @@ pub fn parse(registry: &Registry) -> Result<Cli, clap::Error> {
         details.join("\n")
     );
     let help = format!("Protocol: {names}");
-    let command = Cli::command()
-        .mut_subcommand("serve", |c| {
-            c.mut_arg("proto", |a| a.help(help.clone()).long_help(long.clone()))
+    let proto = |a: Arg| a.help(help.clone()).long_help(long.clone());
+    Cli::command()
+        .mut_subcommand("serve", |c| serve_defaults(c.mut_arg("proto", proto)))
+        .mut_subcommand("connect", |c| connect_defaults(c.mut_arg("proto", proto)))
+        .mut_subcommand("bench", |c| bench_defaults(c, registry))
+}
+
+/// Appends `[default: VALUE]` to an argument's help, for options whose default is applied
+/// after the config file (so clap itself must not fill it in).
+fn shows_default(arg: Arg, value: impl std::fmt::Display) -> Arg {
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    arg.help(format!("{help} [default: {value}]"))
+}
+
+/// A default clap fills in, written from the code's own constant.
+fn fills_default(arg: Arg, value: String) -> Arg {
+    arg.default_value(value).required(false)
+}
+
+fn serve_defaults(c: clap::Command) -> clap::Command {
+    let limits = Limits::default();
+    let socket = SocketOptions::default();
+    let secs = |d: Option<Duration>| d.map_or("0 (never)".to_string(), display);
+    c.mut_arg("max_conns", |a| shows_default(a, limits.max_conns))
+        .mut_arg("on_limit", |a| {
+            shows_default(a, format!("{:?}", limits.on_limit).to_lowercase())
         })
-        .mut_subcommand("connect", |c| {
-            c.mut_arg("proto", |a| a.help(help.clone()).long_help(long.clone()))
-        });
-    let matches = command.try_get_matches()?;
+        .mut_arg("idle_timeout", |a| {
+            shows_default(a, secs(limits.idle_timeout))
+        })
+        .mut_arg("drain_timeout", |a| {
+            shows_default(a, display(limits.drain_timeout))
+        })
+        .mut_arg("handshake_timeout", |a| {
+            shows_default(a, display(limits.handshake_timeout))
+        })
+        .mut_arg("backlog", |a| shows_default(a, socket.backlog))
+}
+
+fn connect_defaults(c: clap::Command) -> clap::Command {
+    use echotool_core::session::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT, SessionOptions};
+    let session = SessionOptions::new("", echotool_core::session::Feed::Lines);
+    c.mut_arg("timeout", |a| {
+        shows_default(
+            a,
+            format!(
+                "{}, {} for datagram protocols",
+                display(STREAM_ECHO_TIMEOUT),
+                display(DATAGRAM_ECHO_TIMEOUT)
+            ),
+        )
+    })
+    .mut_arg("size", |a| {
+        fills_default(a, session.datagram_size.to_string())
+    })
+}
+
+fn bench_defaults(c: clap::Command, registry: &Registry) -> clap::Command {
+    use echotool_core::session::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT};
+    let defaults = BenchOptions::default();
+    let per_scenario = |pick: fn((usize, usize, usize)) -> String| {
+        let each: Vec<String> = Scenario::ALL
+            .iter()
+            .map(|s| format!("{s} {}", pick(s.defaults())))
+            .collect();
+        format!("per scenario: {}", each.join(", "))
+    };
+    let scenarios: Vec<&str> = defaults.scenarios.iter().map(|s| s.name()).collect();
+    let _ = registry;
+    c.mut_arg("proto", |a| shows_default(a, defaults.protocols.join(",")))
+        .mut_arg("scenario", |a| shows_default(a, scenarios.join(",")))
+        .mut_arg("conns", |a| {
+            shows_default(a, per_scenario(|d| d.0.to_string()))
+        })
+        .mut_arg("size", |a| {
+            shows_default(a, per_scenario(|d| echotool_core::size::display(d.1)))
+        })
+        .mut_arg("depth", |a| {
+            shows_default(a, per_scenario(|d| d.2.to_string()))
+        })
+        .mut_arg("duration", |a| fills_default(a, display(defaults.duration)))
+        .mut_arg("warmup", |a| fills_default(a, display(defaults.warmup)))
+        .mut_arg("runs", |a| fills_default(a, defaults.runs.to_string()))
+        .mut_arg("timeout", |a| {
+            shows_default(
+                a,
+                format!(
+                    "{} for datagrams, {} for streams",
+                    display(DATAGRAM_ECHO_TIMEOUT),
+                    display(STREAM_ECHO_TIMEOUT)
+                ),
+            )
+        })
+}
+
+/// A duration as it is typed on the command line: `5s`, `250ms`.
+fn display(d: Duration) -> String {
+    echotool_core::duration::display(d).replace(' ', "")
+}
+
+/// Parses the command line.
+pub fn parse(registry: &Registry) -> Result<Cli, clap::Error> {
+    let matches = command(registry).try_get_matches()?;
     Cli::from_arg_matches(&matches)
 }

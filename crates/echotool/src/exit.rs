@@ -5,11 +5,55 @@ use std::process::ExitCode;
 
 use echotool_core::Error;
 
+/// An exit status decided by the binary itself: a usage mistake it caught (2, with its
+/// message), or a status without a message (a run ended by a signal already said why).
+#[derive(Debug)]
+pub struct Exit {
+    code: u8,
+    message: Option<String>,
+}
+
+impl Exit {
+    /// A mistake on the command line: `error: MESSAGE`, exit status 2.
+    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+        Exit {
+            code: 2,
+            message: Some(message.into()),
+        }
+        .into()
+    }
+
+    /// Exit with `code` and print nothing more.
+    pub fn code(code: u8) -> Exit {
+        Exit {
+            code,
+            message: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(message) => f.write_str(message),
+            None => write!(f, "exit status {}", self.code),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
+
 /// Prints the error, if any, and picks the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(exit) = err.downcast_ref::<Exit>() {
+                if let Some(message) = &exit.message {
+                    eprintln!("error: {message}");
+                }
+                return ExitCode::from(exit.code);
+            }
             eprintln!("error: {}", chain(&err));
             ExitCode::from(code(&err))
         }

@@ -9,6 +9,7 @@ mod cli;
 mod connect;
 mod exit;
 mod logging;
+mod os_signals;
 mod registry;
 mod serve;
 
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => {
             let _ = logging::init(&cli.log, None);
-            bench::run(&registry, args)
+            bench::run(&registry, args, cli.log.quiet > 0)
         }
         Command::Certs(args) => {
             let _ = logging::init(&cli.log, None);
@@ -46,8 +47,44 @@ fn main() -> ExitCode {
             let _ = logging::init(&cli.log, None);
             serve::check(&registry, &file)
         }
+        Command::Completions { shell } => {
+            let mut command = cli::command(&registry);
+            clap_complete::generate(shell, &mut command, "echotool", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpage => manpage(&registry),
+        Command::Version => {
+            version(&registry);
+            Ok(())
+        }
     };
     exit::report(result)
+}
+
+/// The manual page, in roff.
+fn manpage(registry: &echotool_core::Registry) -> anyhow::Result<()> {
+    let page = clap_mangen::Man::new(cli::command(registry));
+    page.render(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// `echotool version`: this build and what it measures with.
+fn version(registry: &echotool_core::Registry) {
+    println!(
+        "echotool {} ({}, {} build)",
+        env!("CARGO_PKG_VERSION"),
+        env!("ECHOTOOL_TARGET"),
+        env!("ECHOTOOL_PROFILE")
+    );
+    println!("transports: {}", registry.names().join(", "));
+    println!("rustls {}", env!("ECHOTOOL_DEP_RUSTLS"));
+    println!(
+        "crypto provider: aws-lc-rs {} (AWS-LC via aws-lc-sys {})",
+        env!("ECHOTOOL_DEP_AWS_LC_RS"),
+        env!("ECHOTOOL_DEP_AWS_LC_SYS")
+    );
+    println!("quinn {}", env!("ECHOTOOL_DEP_QUINN"));
+    println!("tokio {}", env!("ECHOTOOL_DEP_TOKIO"));
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ fn the_table_has_every_column_and_runs_show_their_spread() {
         header,
         [
             "protocol", "scenario", "conns", "size", "depth", "msgs/s", "MB/s", "p50", "p90",
-            "p99", "p99.9", "max", "errors", "mismatch", "lost", "spread"
+            "p99", "p99.9", "max", "errors", "mismatch", "lost", "late", "spread"
         ]
     );
     let rows: Vec<&str> = lines.collect();
@@ -168,7 +168,13 @@ fn a_corrupting_server_yields_mismatches_and_exit_status_one() {
         "0",
         "--csv",
     ]);
-    out.assert_error(1, &["echoes differed from what was sent"]);
+    out.assert_error(
+        1,
+        &[
+            "came back altered, bytes differing from what was sent",
+            "letters' case",
+        ],
+    );
     let csv = String::from_utf8(out.stdout).unwrap();
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     let mismatches: u64 = row[14].parse().unwrap();
@@ -188,21 +194,20 @@ fn udp_to_a_port_where_nothing_listens_is_all_lost_and_ends() {
         "0",
         "--timeout",
         "200ms",
+        "--json",
     ]);
     out.assert_error(
         1,
         &[
-            "nothing was echoed by udp://127.0.0.1:",
-            "datagrams were lost",
+            "nothing was measured by udp://127.0.0.1:",
+            "datagrams were lost; is an echo server listening there?",
         ],
     );
-    let table = String::from_utf8(out.stdout).unwrap();
-    let latency = table
-        .lines()
-        .find(|l| l.starts_with("udp") && l.contains("latency"))
-        .unwrap();
-    let lost: u64 = latency.split_whitespace().last().unwrap().parse().unwrap();
-    assert!(lost > 0, "{table}");
+    let report = json_of(&out);
+    let latency = &report["rows"][0];
+    assert_eq!(latency["scenario"], "latency");
+    assert!(latency["median"]["lost"].as_u64().unwrap() > 0, "{latency}");
+    assert_eq!(latency["median"]["mismatches"], 0, "lost is not altered");
 }
 
 /// A TCP echo server that stalls for 200 ms once, after the first 100 KB.
@@ -381,4 +386,260 @@ fn bad_bench_flags_are_explained() {
     bench(&["--target", "tcp://127.0.0.1:1", "--proto", "udp"])
         .assert_error(2, &["cannot be used with"]);
     bench(&["--size", "0"]).assert_error(2, &["--size must be at least 1 byte"]);
+}
+
+/// Runs `echotool bench ARGS` in the background with its stderr captured.
+fn bench_running(args: &[&str]) -> Running {
+    let mut cmd = echotool();
+    cmd.arg("bench").args(args);
+    Running::spawn(cmd)
+}
+
+#[test]
+fn an_overloaded_embedded_server_is_overload_not_corruption() {
+    // Far beyond what one client core can send: the rate is not reached, datagrams may be lost
+    // or late, and nothing is called altered.
+    let out = bench(&[
+        "--proto",
+        "udp,tcp",
+        "--scenario",
+        "latency",
+        "--rate",
+        "10000000",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(!out.stderr.contains("altered"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--rate 10 000 000 not reached"),
+        "{}",
+        out.stderr
+    );
+    for row in json_of(&out)["rows"].as_array().unwrap() {
+        let f = &row["median"];
+        assert_eq!(f["mismatches"], 0, "{row}");
+        assert!(f["messages"].as_u64().unwrap() > 0, "{row}");
+        let sent = f["sent_per_sec"].as_f64().unwrap();
+        assert!(sent > 0.0 && sent < 10_000_000.0, "{row}");
+        assert!(f["unsent"].as_u64().unwrap() > 0, "{row}");
+    }
+}
+
+#[test]
+fn a_rate_that_never_reaches_the_window_says_so_instead_of_blaming_the_server() {
+    let out = bench(&[
+        "--proto",
+        "tcp",
+        "--scenario",
+        "latency",
+        "--rate",
+        "1000000000",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "200ms",
+    ]);
+    out.assert_error(1, &["the client could not send at --rate 1 000 000 000"]);
+    assert!(!out.stderr.contains("listening"), "{}", out.stderr);
+}
+
+#[test]
+fn late_datagram_echoes_are_late_not_mismatched() {
+    // A UDP echo that holds back every tenth datagram for 300 ms; the bench waits 100 ms.
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let url = format!("udp://{}", peer.local_addr().unwrap());
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        // Bounded: the bench sends at 200/s for about a second.
+        for i in 0..2_000u32 {
+            let Ok((n, from)) = peer.recv_from(&mut buf) else {
+                return;
+            };
+            let (data, peer) = (buf[..n].to_vec(), peer.try_clone().unwrap());
+            if i % 10 == 9 {
+                thread::spawn(move || {
+                    thread::sleep(Duration::from_millis(300));
+                    let _ = peer.send_to(&data, from);
+                });
+            } else {
+                let _ = peer.send_to(&data, from);
+            }
+        }
+    });
+    let out = bench(&[
+        "--target",
+        &url,
+        "--scenario",
+        "latency",
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0",
+        "--timeout",
+        "100ms",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let row = &json_of(&out)["rows"][0]["median"];
+    assert_eq!(row["mismatches"], 0, "{row}");
+    assert!(row["lost"].as_u64().unwrap() >= 15, "{row}");
+    assert!(row["late"].as_u64().unwrap() >= 10, "{row}");
+    assert!(
+        out.stderr.contains("came back later (late, not corrupted)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_datagram_larger_than_udp_carries_is_refused_before_the_run() {
+    let out = bench(&["--proto", "udp", "--size", "70000", "--duration", "30s"]);
+    out.assert_error(
+        2,
+        &[
+            "a 70000-byte message is too large for udp",
+            "at most 65507 bytes",
+        ],
+    );
+}
+
+#[test]
+fn thin_samples_are_flagged() {
+    let (_socat, port) = tcp_peer("socat", |port| {
+        vec![
+            format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+            "PIPE".into(),
+        ]
+    });
+    let out = bench(&[
+        "--target",
+        &format!("tcp://127.0.0.1:{port}"),
+        "--scenario",
+        "latency",
+        "--rate",
+        "50",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("only 25 samples"), "{table}");
+    assert!(
+        out.stderr.contains("only 25 latencies measured, too few"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_output_paths_are_refused_before_the_run() {
+    for (args, needle) in [
+        (
+            &["--json", "/nonexistent/x.json"][..],
+            "--json /nonexistent/x.json: cannot write there (no such directory)",
+        ),
+        (
+            &["--csv", "/nonexistent/x.csv"][..],
+            "--csv /nonexistent/x.csv",
+        ),
+        (
+            &["--plot", "/nonexistent/x.svg"][..],
+            "--plot /nonexistent/x.svg",
+        ),
+        (&["--plot", "x.png"][..], "--plot writes SVG"),
+        (
+            &["--json", "-", "--csv", "-"][..],
+            "cannot both go to standard output",
+        ),
+    ] {
+        let mut all = vec!["--duration", "1h"];
+        all.extend_from_slice(args);
+        bench(&all).assert_error(2, &[needle]);
+    }
+}
+
+#[test]
+fn an_interrupted_run_reports_what_finished_and_exits_130() {
+    let json = temp("interrupted.json");
+    let mut running = bench_running(&[
+        "-v",
+        "--proto",
+        "tcp",
+        "--scenario",
+        "latency",
+        "--runs",
+        "3",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    running.wait_for_line("measured tcp latency 64 B, run 1/3");
+    running.signal(libc_sigint());
+    let (status, lines) = running.wait();
+    assert_eq!(status.code(), Some(130), "{lines:#?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["interrupted"], "SIGINT");
+    let row = &report["rows"][0];
+    let runs = row["runs"].as_array().unwrap().len();
+    assert!((1..3).contains(&runs), "{row}");
+    assert_eq!(row["interrupted"], true);
+    assert!(row["median"]["messages"].as_u64().unwrap() > 0);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the run was interrupted (SIGINT)")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn sigterm_exits_143_and_a_second_signal_quits_at_once() {
+    let mut running = bench_running(&[
+        "-v",
+        "--proto",
+        "tcp",
+        "--scenario",
+        "latency",
+        "--duration",
+        "1h",
+        "--warmup",
+        "0",
+    ]);
+    running.wait_for_line("measuring tcp latency");
+    running.signal(15);
+    let (status, _) = running.wait();
+    assert_eq!(status.code(), Some(143));
+
+    let mut running = bench_running(&[
+        "-v",
+        "--proto",
+        "tcp",
+        "--scenario",
+        "latency",
+        "--duration",
+        "1h",
+        "--warmup",
+        "0",
+    ]);
+    running.wait_for_line("measuring tcp latency");
+    running.signal(libc_sigint());
+    running.signal(libc_sigint());
+    let (status, _) = running.wait();
+    assert_eq!(status.code(), Some(130));
+}
+
+fn libc_sigint() -> i32 {
+    2
 }
