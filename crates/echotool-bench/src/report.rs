@@ -481,30 +481,30 @@ impl Report {
                 )
             }
         };
-        let where_ = if self.parameters.target.is_some() {
-            format!(
-                "client: {} thread(s) on {}",
-                t.client_threads,
-                cpus(&t.client_cpus)
-            )
-        } else {
-            format!(
-                "servers: {} thread(s) on {}; client: {} thread(s) on {}",
-                t.server_threads,
-                cpus(&t.server_cpus),
-                t.client_threads,
-                cpus(&t.client_cpus)
-            )
+        let threads = |n: usize| format!("{n} {}", plural(n as u64, "thread", "threads"));
+        let client = format!(
+            "client: {} on {}",
+            threads(t.client_threads),
+            cpus(&t.client_cpus)
+        );
+        let where_ = match self.parameters.target {
+            Some(_) => client,
+            None => format!(
+                "servers: {} on {}; {client}",
+                threads(t.server_threads),
+                cpus(&t.server_cpus)
+            ),
         };
+        let (runs, cpu_count) = (self.parameters.runs as u64, self.machine.cpus as u64);
         format!(
-            "echotool {} bench: {} s per run after {} s warm-up, {} run(s); {}; {} ({} CPUs), Linux {}",
+            "echotool {} bench: {} s per run after {} s warm-up, {runs} {}; {where_}; {} ({cpu_count} \
+             {}), Linux {}",
             self.echotool_version,
             self.parameters.duration_s,
             self.parameters.warmup_s,
-            self.parameters.runs,
-            where_,
+            plural(runs, "run", "runs"),
             self.machine.cpu_model,
-            self.machine.cpus,
+            plural(cpu_count, "CPU", "CPUs"),
             self.machine.kernel
         )
     }

@@ -1,8 +1,9 @@
 //! Endpoints as users write them: `127.0.0.1:5555`, `[::1]:5555`, `localhost`, `:6000`,
-//! `6000`, or a URL such as `tcp://127.0.0.1:5555` or `tls://[::1]:5556`.
+//! `6000`, or a URL such as `tcp://127.0.0.1:5555` or `tls://[::1]:5556`. IPv6 link-local
+//! addresses carry their interface as a scope id: `[fe80::1%eth0]:5555`.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
 
 use crate::{Error, Result};
@@ -94,16 +95,71 @@ pub struct HostPort {
 }
 
 impl HostPort {
-    /// The IP address, when the host is a literal rather than a name.
+    /// The IP address, when the host is a literal rather than a name (without any scope id).
     pub fn ip(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
+        let (addr, _zone) = split_zone(&self.host);
+        addr.parse().ok()
     }
+
+    /// The socket address, when the host is an IP literal; an IPv6 scope id (`%eth0` or
+    /// `%2`) becomes the address's scope. `None` for a name, or an unknown interface.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        let (addr, zone) = split_zone(&self.host);
+        let ip: IpAddr = addr.parse().ok()?;
+        match (ip, zone) {
+            (ip, None) => Some(SocketAddr::new(ip, self.port)),
+            (IpAddr::V6(v6), Some(zone)) => {
+                let scope = scope_index(zone)?;
+                Some(SocketAddrV6::new(v6, self.port, 0, scope).into())
+            }
+            (IpAddr::V4(_), Some(_)) => None,
+        }
+    }
+}
+
+/// `fe80::1%eth0` into `fe80::1` and `eth0`.
+fn split_zone(host: &str) -> (&str, Option<&str>) {
+    match host.split_once('%') {
+        Some((addr, zone)) => (addr, Some(zone)),
+        None => (host, None),
+    }
+}
+
+/// An interface's index from its name (`lo`) or number (`1`).
+fn scope_index(zone: &str) -> Option<u32> {
+    if let Ok(index) = zone.parse() {
+        return Some(index);
+    }
+    let name = std::ffi::CString::new(zone).ok()?;
+    // SAFETY: `name` is a NUL-terminated string that lives across the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// An interface's name from its index, for printing scope ids the way they are typed.
+fn scope_name(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
+    let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return index.to_string();
+    }
+    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `buf`.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl From<SocketAddr> for HostPort {
     fn from(addr: SocketAddr) -> Self {
+        let host = match addr {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                format!("{}%{}", v6.ip(), scope_name(v6.scope_id()))
+            }
+            _ => addr.ip().to_string(),
+        };
         HostPort {
-            host: addr.ip().to_string(),
+            host,
             port: addr.port(),
         }
     }
@@ -132,8 +188,7 @@ fn split_host_port(text: &str) -> std::result::Result<(Option<String>, Option<u1
         let (host, after) = rest
             .split_once(']')
             .ok_or("an opening '[' has no closing ']'")?;
-        host.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("'{host}' inside brackets is not an IPv6 address"))?;
+        check_v6(host)?;
         let port = match after {
             "" => None,
             _ => Some(port_of(
@@ -158,11 +213,51 @@ fn split_host_port(text: &str) -> std::result::Result<(Option<String>, Option<u1
             };
             Ok((host, Some(port_of(port)?)))
         }
-        _ => match text.parse::<std::net::Ipv6Addr>() {
-            Ok(_) => Ok((Some(text.to_string()), None)),
+        _ => match check_v6(text) {
+            Ok(()) => {
+                ambiguous_port(text)?;
+                Ok((Some(text.to_string()), None))
+            }
             Err(_) => Err("an IPv6 address with a port needs brackets, as in [::1]:5555".into()),
         },
     }
+}
+
+/// An IPv6 literal, with an optional scope id (`fe80::1%eth0`, `fe80::1%2`).
+fn check_v6(host: &str) -> std::result::Result<(), String> {
+    let (addr, zone) = split_zone(host);
+    addr.parse::<std::net::Ipv6Addr>()
+        .map_err(|_| format!("'{host}' inside brackets is not an IPv6 address"))?;
+    match zone {
+        Some(zone)
+            if zone.is_empty()
+                || !zone
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+        {
+            Err(format!(
+                "'{zone}' after % is not an interface name or number"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `::1:5555` is a valid IPv6 address, but almost always meant as port 5555 of `::1`: refuse
+/// to guess when the last group is a decimal number and what comes before it is an address
+/// too.
+fn ambiguous_port(text: &str) -> std::result::Result<(), String> {
+    let Some((before, last)) = text.rsplit_once(':') else {
+        return Ok(());
+    };
+    let looks_like_port = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    if looks_like_port && !before.is_empty() && check_v6(before).is_ok() {
+        return Err(format!(
+            "it is ambiguous: write [{before}]:{last} for port {last} of {before}, or [{text}] \
+             for the address {text} itself (an IPv6 address with a port needs brackets)"
+        ));
+    }
+    Ok(())
 }
 
 fn check_host(host: &str) -> std::result::Result<String, String> {
@@ -192,6 +287,9 @@ mod tests {
         assert_eq!(ep("[::1]:7"), (None, s("::1"), Some(7)));
         assert_eq!(ep("[::]:0"), (None, s("::"), Some(0)));
         assert_eq!(ep("::1"), (None, s("::1"), None));
+        assert_eq!(ep("[::1:5555]"), (None, s("::1:5555"), None));
+        assert_eq!(ep("[fe80::1%lo]:7"), (None, s("fe80::1%lo"), Some(7)));
+        assert_eq!(ep("fe80::1%2"), (None, s("fe80::1%2"), None));
         assert_eq!(ep("localhost"), (None, s("localhost"), None));
         assert_eq!(ep(":6000"), (None, None, Some(6000)));
         assert_eq!(ep("6000"), (None, None, Some(6000)));
@@ -207,6 +305,11 @@ mod tests {
             ("127.0.0.1:99999", "not a port"),
             ("127.0.0.1:http", "not a port"),
             ("::1:5555x", "needs brackets"),
+            (
+                "::1:5555",
+                "write [::1]:5555 for port 5555 of ::1, or [::1:5555]",
+            ),
+            ("[fe80::1%]:1", "after % is not an interface"),
             ("[::1:5555", "no closing"),
             ("[nope]:1", "not an IPv6"),
             ("tcp://a/b", "paths"),
@@ -217,6 +320,25 @@ mod tests {
             assert!(err.contains(why), "{input}: {err}");
             assert!(err.contains("expected HOST:PORT"), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn scope_ids_become_the_socket_address_scope() {
+        let hp = Endpoint::parse("[fe80::1%lo]:7")
+            .unwrap()
+            .host_port("127.0.0.1", 1);
+        let addr = hp.socket_addr().expect("lo exists");
+        let SocketAddr::V6(v6) = addr else {
+            panic!("{addr}")
+        };
+        assert_eq!(v6.scope_id(), scope_index("lo").unwrap());
+        assert_eq!(HostPort::from(addr).to_string(), "[fe80::1%lo]:7");
+        assert_eq!(hp.to_string(), "[fe80::1%lo]:7");
+        let unknown = HostPort {
+            host: "fe80::1%nosuchif0".into(),
+            port: 1,
+        };
+        assert_eq!(unknown.socket_addr(), None);
     }
 
     #[test]

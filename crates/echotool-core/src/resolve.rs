@@ -40,8 +40,16 @@ impl Family {
 /// IP literals never touch the resolver. Fails with [`Error::Resolve`] when the name does not
 /// resolve or has no address of the wanted family.
 pub async fn resolve(target: &HostPort, family: Family) -> Result<Vec<SocketAddr>> {
-    let all: Vec<SocketAddr> = match target.ip() {
-        Some(ip) => vec![SocketAddr::new(ip, target.port)],
+    let all: Vec<SocketAddr> = match target.socket_addr() {
+        Some(addr) => vec![addr],
+        None if target.ip().is_some() => {
+            return Err(Error::Resolve {
+                host: target.host.clone(),
+                reason: "no interface has that name (see `ip link`); the part after % names \
+                         the interface of a link-local address"
+                    .into(),
+            });
+        }
         None => tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|e| Error::Resolve {

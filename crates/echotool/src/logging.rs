@@ -7,6 +7,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};
 
+/// Colour on stderr only for a terminal, and never when `NO_COLOR` is set to anything
+/// (<https://no-color.org>).
+pub fn colors_wanted() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
 /// Installs the global subscriber and returns the format chosen. `RUST_LOG` wins over
 /// `-v`/`-q`, which win over the config file's `[log]`.
 pub fn init(args: &LogArgs, file: Option<&LogSettings>) -> LogFormat {
@@ -43,7 +50,7 @@ pub fn init(args: &LogArgs, file: Option<&LogSettings>) -> LogFormat {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colors_wanted())
         .with_target(false);
     match format {
         LogFormat::Text => builder.init(),
