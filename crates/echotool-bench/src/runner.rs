@@ -256,6 +256,7 @@ fn embedded_targets(
             },
             transport,
             options,
+            origin: None,
         });
     }
     let bound = server_rt.block_on(bind_all(&specs))?;

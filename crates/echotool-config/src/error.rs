@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// A config file problem: where it is, and what was found versus expected.
 #[derive(Debug, thiserror::Error)]
-#[error("{}{}{}: {message}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default(), key.as_ref().map(|k| format!(", key '{k}'")).unwrap_or_default())]
+#[error("{}: {message}", self.place())]
 pub struct ConfigError {
     /// The config file.
     pub path: PathBuf,
@@ -25,6 +25,18 @@ impl ConfigError {
             key: None,
             message: message.into(),
         }
+    }
+
+    /// Where the problem is, as errors show it: `echotool.toml, line 12, key 'listen'`.
+    pub fn place(&self) -> String {
+        let mut place = self.path.display().to_string();
+        if let Some(line) = self.line {
+            place.push_str(&format!(", line {line}"));
+        }
+        if let Some(key) = &self.key {
+            place.push_str(&format!(", key '{key}'"));
+        }
+        place
     }
 }
 

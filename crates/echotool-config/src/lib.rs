@@ -16,17 +16,22 @@
 //! workers = 2
 //! ```
 //!
-//! Keys are the long names of `echotool serve`'s flags. A listener's settings are layered:
-//! built-in defaults, then `[defaults]`, then the listener's own table, then the flags on the
-//! command line, which win. Unknown keys are errors, and every error names the file, the line,
-//! the key, what was found and what was expected. Paths are relative to the file.
+//! Keys are the long names of `echotool serve`'s flags, and accept the same values (both ask
+//! [`echotool_core::Setting`]). A listener's settings are layered: built-in defaults, then
+//! `[defaults]`, then the listener's own table, then the flags on the command line, which win.
+//! A listener gets only the settings its transport reads ([`echotool_core::Transport::reads`]):
+//! in its own table any other key is an error, from `[defaults]` it is skipped. Unknown keys are
+//! errors, and every error names the file, the line, the key, what was found and what was
+//! expected. Paths are relative to the file.
 
 #![warn(missing_docs)]
 
 mod error;
 mod file;
+mod reads;
 mod settings;
 
 pub use error::ConfigError;
 pub use file::{Config, LogFormat, LogLevel, LogSettings};
+pub use reads::{readers, refuse_unread_flags, suggestion};
 pub use settings::{Bytes, Expecting, Parsed, Seconds, Settings};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use echotool_core::{OnLimit, ServerOptions, TlsVersion};
+use echotool_core::{OnLimit, ServerOptions, Setting, TlsVersion};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -123,6 +123,112 @@ impl Settings {
         if let Some(alpn) = &self.alpn {
             tls.alpn.clone_from(alpn);
         }
+    }
+
+    /// Whether `setting` is given here.
+    pub fn has(&self, setting: Setting) -> bool {
+        use Setting::*;
+        match setting {
+            MaxConns => self.max_conns.is_some(),
+            OnLimit => self.on_limit.is_some(),
+            IdleTimeout => self.idle_timeout.is_some(),
+            HandshakeTimeout => self.handshake_timeout.is_some(),
+            DrainTimeout => self.drain_timeout.is_some(),
+            Backlog => self.backlog.is_some(),
+            Nodelay => self.nodelay.is_some(),
+            RecvBuffer => self.recv_buffer.is_some(),
+            SendBuffer => self.send_buffer.is_some(),
+            Workers => self.workers.is_some(),
+            UdpRateLimit => self.udp_rate_limit.is_some(),
+            Cert => self.cert.is_some(),
+            Key => self.key.is_some(),
+            ClientCa => self.client_ca.is_some(),
+            TlsVersion => self.tls_version.is_some(),
+            Alpn => self.alpn.is_some(),
+        }
+    }
+
+    /// Every setting given here (every key but `listen`), in [`Setting::ALL`] order.
+    pub fn given(&self) -> Vec<Setting> {
+        Setting::ALL.into_iter().filter(|&s| self.has(s)).collect()
+    }
+
+    /// These settings with only those in `keep` left (and `listen`): what a listener that reads
+    /// `keep` gets from them.
+    pub fn only(&self, keep: &[Setting]) -> Settings {
+        let mut kept = self.clone();
+        for setting in Setting::ALL.into_iter().filter(|s| !keep.contains(s)) {
+            kept.clear(setting);
+        }
+        kept
+    }
+
+    fn clear(&mut self, setting: Setting) {
+        use Setting::*;
+        match setting {
+            MaxConns => self.max_conns = None,
+            OnLimit => self.on_limit = None,
+            IdleTimeout => self.idle_timeout = None,
+            HandshakeTimeout => self.handshake_timeout = None,
+            DrainTimeout => self.drain_timeout = None,
+            Backlog => self.backlog = None,
+            Nodelay => self.nodelay = None,
+            RecvBuffer => self.recv_buffer = None,
+            SendBuffer => self.send_buffer = None,
+            Workers => self.workers = None,
+            UdpRateLimit => self.udp_rate_limit = None,
+            Cert => self.cert = None,
+            Key => self.key = None,
+            ClientCa => self.client_ca = None,
+            TlsVersion => self.tls_version = None,
+            Alpn => self.alpn = None,
+        }
+    }
+
+    /// The numbers [`Setting::accepts`] judges for `setting`: the value in the unit of
+    /// [`Setting::range`], or for `alpn` the length of each name.
+    fn numbers(&self, setting: Setting) -> Vec<u64> {
+        use Setting::*;
+        let whole = |n: Option<usize>| n.map(|n| u64::try_from(n).unwrap_or(u64::MAX));
+        let millis =
+            |d: Option<Seconds>| d.map(|d| u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX));
+        let one = match setting {
+            MaxConns => whole(self.max_conns),
+            Backlog => self.backlog.map(u64::from),
+            Workers => self.workers.map(u64::from),
+            UdpRateLimit => self.udp_rate_limit.map(u64::from),
+            RecvBuffer => whole(self.recv_buffer.map(|b| b.0)),
+            SendBuffer => whole(self.send_buffer.map(|b| b.0)),
+            IdleTimeout => millis(self.idle_timeout),
+            HandshakeTimeout => millis(self.handshake_timeout),
+            DrainTimeout => millis(self.drain_timeout),
+            Alpn => {
+                let names = self.alpn.iter().flatten();
+                return names.map(|name| name.len() as u64).collect();
+            }
+            _ => None,
+        };
+        one.into_iter().collect()
+    }
+
+    /// The first setting given here whose value is outside what it accepts
+    /// ([`Setting::accepts`]): `workers = 0`, `max-conns = 0`, an empty ALPN name.
+    pub fn out_of_range(&self) -> Option<Setting> {
+        Setting::ALL
+            .into_iter()
+            .find(|&s| self.numbers(s).into_iter().any(|n| !s.accepts(n)))
+    }
+
+    /// The files given (`cert`, `key`, `client-ca`), with the setting that names each.
+    pub fn files(&self) -> Vec<(Setting, &Path)> {
+        [
+            (Setting::Cert, &self.cert),
+            (Setting::Key, &self.key),
+            (Setting::ClientCa, &self.client_ca),
+        ]
+        .into_iter()
+        .filter_map(|(setting, path)| Some((setting, path.as_deref()?)))
+        .collect()
     }
 
     /// Makes relative file paths relative to `dir` (the config file's directory).
@@ -247,5 +353,56 @@ impl<'de, T: std::str::FromStr + Expecting> Deserialize<'de> for Parsed<T> {
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_a_key_of_the_file() {
+        for setting in Setting::ALL {
+            let text = format!("{} = 1", setting.key());
+            if let Err(e) = toml::from_str::<Settings>(&text) {
+                assert!(!e.message().contains("unknown"), "{setting}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn given_and_only_agree_with_the_fields() {
+        let all: Settings = toml::from_str(
+            "max-conns = 1\non-limit = \"wait\"\nidle-timeout = 1\nhandshake-timeout = 1\n\
+             drain-timeout = 1\nbacklog = 1\nnodelay = true\nrecv-buffer = 1\nsend-buffer = 1\n\
+             workers = 1\nudp-rate-limit = 1\ncert = \"c\"\nkey = \"k\"\nclient-ca = \"a\"\n\
+             tls-version = \"1.3\"\nalpn = [\"echo\"]\n",
+        )
+        .unwrap();
+        assert_eq!(all.given(), Setting::ALL);
+        let kept = all.only(&[Setting::Workers, Setting::Cert]);
+        assert_eq!(kept.given(), [Setting::Workers, Setting::Cert]);
+        assert_eq!(all.out_of_range(), None);
+        assert_eq!(all.files().len(), 3);
+    }
+
+    #[test]
+    fn values_outside_their_range_are_found() {
+        for (text, setting) in [
+            ("workers = 0", Setting::Workers),
+            ("workers = 1025", Setting::Workers),
+            ("max-conns = 0", Setting::MaxConns),
+            ("udp-rate-limit = 0", Setting::UdpRateLimit),
+            ("backlog = 0", Setting::Backlog),
+            ("recv-buffer = 0", Setting::RecvBuffer),
+            ("send-buffer = \"0K\"", Setting::SendBuffer),
+            ("handshake-timeout = 0", Setting::HandshakeTimeout),
+            ("alpn = [\"echo\", \"\"]", Setting::Alpn),
+        ] {
+            let settings: Settings = toml::from_str(text).unwrap();
+            assert_eq!(settings.out_of_range(), Some(setting), "{text}");
+        }
+        let zero_is_never: Settings = toml::from_str("idle-timeout = 0").unwrap();
+        assert_eq!(zero_is_never.out_of_range(), None);
     }
 }

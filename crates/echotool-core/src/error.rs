@@ -106,6 +106,27 @@ pub enum Error {
     /// A transport-specific error (TLS certificates, QUIC, ...), already phrased for the user.
     #[error("{0}")]
     Transport(Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// An error about the value of one setting (a certificate file that does not match its key,
+    /// a TLS version a transport cannot offer), so that whoever reads settings from a file can
+    /// point at the line that set it. Displays as `source` alone.
+    #[error("{source}")]
+    Setting {
+        /// The setting the error is about.
+        key: crate::Setting,
+        /// What is wrong with its value.
+        source: Box<Error>,
+    },
+
+    /// An error of one listener, with where that listener was written (`echotool.toml, line
+    /// 12, key 'listen'`) in front.
+    #[error("{origin}: {source}")]
+    Located {
+        /// Where the listener came from.
+        origin: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -114,6 +135,23 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// Marks `source` as being about the value of `key`.
+    pub fn setting(key: crate::Setting, source: impl Into<Error>) -> Self {
+        Error::Setting {
+            key,
+            source: Box::new(source.into()),
+        }
+    }
+
+    /// The setting this error is about, when it is about one.
+    pub fn concerns(&self) -> Option<crate::Setting> {
+        match self {
+            Error::Setting { key, .. } => Some(*key),
+            Error::Located { source, .. } => source.concerns(),
+            _ => None,
         }
     }
 }

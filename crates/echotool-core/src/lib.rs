@@ -24,6 +24,7 @@ mod registry;
 pub mod resolve;
 pub mod server;
 pub mod session;
+mod setting;
 pub mod signal;
 pub mod size;
 mod stats;
@@ -38,9 +39,10 @@ pub use options::{
 pub use registry::Registry;
 pub use resolve::Family;
 pub use server::ServeContext;
+pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{
-    BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server, Transport,
+    Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server, Transport,
 };
 
 /// Re-exported so transport crates implement [`Transport`] with the same macro version.

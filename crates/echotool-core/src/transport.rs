@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{ClientOptions, Family, HostPort, Result, ServeContext, ServerOptions};
+use crate::{ClientOptions, Family, HostPort, Result, ServeContext, ServerOptions, Setting};
 
 /// A protocol echotool can serve and dial.
 #[async_trait]
@@ -33,6 +33,23 @@ pub trait Transport: Send + Sync + 'static {
         Kind::Stream
     }
 
+    /// What a listener of this transport occupies in the kernel; decides which listeners of one
+    /// process conflict. The default follows [`Transport::kind`]: streams take a TCP socket,
+    /// datagrams a UDP socket.
+    fn binds(&self) -> Binding {
+        match self.kind() {
+            Kind::Stream => Binding::Tcp,
+            Kind::Datagram => Binding::Udp,
+        }
+    }
+
+    /// The server settings a listener of this transport reads. Any other setting would do
+    /// nothing for it, so a config file or flag that gives one is refused (keys in a config
+    /// file's `[defaults]` are skipped instead). The default reads everything.
+    fn reads(&self) -> &'static [Setting] {
+        &Setting::ALL
+    }
+
     /// For benchmarks: what a fresh and a resumed connection set-up are called, when dialing
     /// with [`ClientOptions::resume`] makes a difference (TLS: `full` and `resumed`; QUIC:
     /// `1-rtt` and `0-rtt`). `None` when there is only one way.
@@ -41,7 +58,9 @@ pub trait Transport: Send + Sync + 'static {
     }
 
     /// Checks settings without binding anything (`echotool config check`): certificate files
-    /// readable and matching, values in range. The default accepts everything.
+    /// readable and matching, values in range. An error about one setting comes as
+    /// [`crate::Error::Setting`], so that a config file error points at the line that set it.
+    /// The default accepts everything.
     fn check(&self, _opts: &ServerOptions) -> Result<()> {
         Ok(())
     }
@@ -61,6 +80,26 @@ pub enum Kind {
     Stream,
     /// Independent messages that may be lost or reordered (UDP).
     Datagram,
+}
+
+/// What a listener occupies in the kernel. Two listeners conflict when they occupy the same
+/// kind at overlapping addresses and the same non-zero port: `tcp` and `udp` may share a port
+/// number, `tcp` and `tls` (both TCP) may not, nor may `udp` and `quic` (both UDP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// A TCP listening socket.
+    Tcp,
+    /// A UDP socket.
+    Udp,
+}
+
+impl std::fmt::Display for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Binding::Tcp => "TCP",
+            Binding::Udp => "UDP",
+        })
+    }
 }
 
 /// A bound server, ready to serve.

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use echotool_core::resolve::resolve;
 use echotool_core::{
-    Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server, ServerOptions,
-    Transport, async_trait,
+    Binding, Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server,
+    ServerOptions, Setting, Transport, async_trait,
 };
 use echotool_tls::ClientConfigs;
 use echotool_tls::config::{QUIC, ephemeral_names, server_config};
@@ -58,9 +58,30 @@ impl Transport for QuicTransport {
         Some(["1-rtt", "0-rtt"])
     }
 
+    fn binds(&self) -> Binding {
+        Binding::Udp
+    }
+
+    fn reads(&self) -> &'static [Setting] {
+        use Setting::*;
+        &[
+            MaxConns,
+            OnLimit,
+            IdleTimeout,
+            HandshakeTimeout,
+            DrainTimeout,
+            RecvBuffer,
+            SendBuffer,
+            Cert,
+            Key,
+            ClientCa,
+            TlsVersion,
+            Alpn,
+        ]
+    }
+
     fn check(&self, opts: &ServerOptions) -> Result<()> {
-        server_config(&opts.tls, QUIC, &[])?;
-        Ok(())
+        echotool_tls::check_server(&opts.tls, QUIC)
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {

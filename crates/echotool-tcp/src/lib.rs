@@ -16,8 +16,8 @@ pub mod socket;
 pub use server::{TcpAcceptor, TcpServer};
 
 use echotool_core::{
-    ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions, Transport,
-    async_trait,
+    Binding, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions, Setting,
+    Transport, async_trait,
 };
 
 /// The TCP transport for one address family.
@@ -65,6 +65,24 @@ impl Transport for TcpTransport {
 
     fn family(&self) -> Family {
         self.family
+    }
+
+    fn binds(&self) -> Binding {
+        Binding::Tcp
+    }
+
+    fn reads(&self) -> &'static [Setting] {
+        use Setting::*;
+        &[
+            MaxConns,
+            OnLimit,
+            IdleTimeout,
+            DrainTimeout,
+            Backlog,
+            Nodelay,
+            RecvBuffer,
+            SendBuffer,
+        ]
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {

@@ -42,8 +42,8 @@ pub use stream::describe_certificate;
 pub use verify::VerifyLog;
 
 use echotool_core::{
-    Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions, Transport,
-    async_trait,
+    Binding, Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions,
+    Setting, TlsServerOptions, Transport, async_trait,
 };
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
@@ -71,9 +71,32 @@ impl Transport for TlsTransport {
         Some(["full", "resumed"])
     }
 
+    fn binds(&self) -> Binding {
+        Binding::Tcp
+    }
+
+    fn reads(&self) -> &'static [Setting] {
+        use Setting::*;
+        &[
+            MaxConns,
+            OnLimit,
+            IdleTimeout,
+            HandshakeTimeout,
+            DrainTimeout,
+            Backlog,
+            Nodelay,
+            RecvBuffer,
+            SendBuffer,
+            Cert,
+            Key,
+            ClientCa,
+            TlsVersion,
+            Alpn,
+        ]
+    }
+
     fn check(&self, opts: &ServerOptions) -> Result<()> {
-        config::server_config(&opts.tls, config::TLS_OVER_TCP, &[])?;
-        Ok(())
+        check_server(&opts.tls, config::TLS_OVER_TCP)
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {
@@ -129,4 +152,47 @@ impl Transport for TlsTransport {
             resumed,
         })
     }
+}
+
+/// Checks a server's TLS settings without binding (`echotool config check`). An error says
+/// which setting it concerns ([`echotool_core::Error::Setting`]): the version when it fails on
+/// its own, then the client CA when it does, else the certificate or its key, so that a config
+/// file error points at the line to fix.
+pub fn check_server(opts: &TlsServerOptions, flavor: config::Flavor) -> Result<()> {
+    let Err(err) = config::server_config(opts, flavor, &[]) else {
+        return Ok(());
+    };
+    let fails_alone = |alone: TlsServerOptions| config::server_config(&alone, flavor, &[]).is_err();
+    let setting = if opts.version.is_some()
+        && fails_alone(TlsServerOptions {
+            version: opts.version,
+            ..TlsServerOptions::default()
+        }) {
+        Some(Setting::TlsVersion)
+    } else if opts.client_ca.is_some()
+        && fails_alone(TlsServerOptions {
+            client_ca: opts.client_ca.clone(),
+            ..TlsServerOptions::default()
+        })
+    {
+        Some(Setting::ClientCa)
+    } else {
+        let about_key = match &err {
+            TlsError::KeyMismatch { .. } => true,
+            TlsError::ReadFile { path, .. } | TlsError::WrongItem { path, .. } => {
+                opts.key.as_ref() == Some(path) && opts.cert.as_ref() != Some(path)
+            }
+            _ => false,
+        };
+        match (&opts.cert, &opts.key) {
+            (_, Some(_)) if about_key => Some(Setting::Key),
+            (Some(_), _) => Some(Setting::Cert),
+            (None, Some(_)) => Some(Setting::Key),
+            (None, None) => None,
+        }
+    };
+    Err(match setting {
+        Some(setting) => echotool_core::Error::setting(setting, err),
+        None => err.into(),
+    })
 }

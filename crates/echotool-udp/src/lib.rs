@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 
 use echotool_core::resolve::resolve;
 use echotool_core::{
-    Channel, ClientOptions, Connection, DatagramSocket, Error, Family, HostPort, Kind, Result,
-    Server, ServerOptions, Transport, async_trait,
+    Binding, Channel, ClientOptions, Connection, DatagramSocket, Error, Family, HostPort, Kind,
+    Result, Server, ServerOptions, Setting, Transport, async_trait,
 };
 use tokio::net::UdpSocket;
 
@@ -55,6 +55,15 @@ impl Transport for UdpTransport {
 
     fn kind(&self) -> Kind {
         Kind::Datagram
+    }
+
+    fn binds(&self) -> Binding {
+        Binding::Udp
+    }
+
+    fn reads(&self) -> &'static [Setting] {
+        use Setting::*;
+        &[RecvBuffer, SendBuffer, Workers, UdpRateLimit]
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use echotool_bench::{BenchOptions, Scenario};
-use echotool_core::{Endpoint, Limits, Registry, SocketOptions, TlsVersion};
+use echotool_core::{Endpoint, Limits, Registry, Setting, SocketOptions, TlsVersion};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
 /// compared side by side.
@@ -111,7 +111,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Most connections open at once, per listener.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(Setting::MaxConns))]
     pub max_conns: Option<usize>,
     /// What to do with connections beyond --max-conns: wait in the backlog, or refuse at once.
     #[arg(long, value_enum, value_name = "POLICY")]
@@ -123,26 +123,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
     /// Length of the listen backlog.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u32>(Setting::Backlog))]
     pub backlog: Option<u32>,
     /// Turn off TCP_NODELAY (on by default), letting the kernel coalesce small writes.
     #[arg(long)]
     pub nagle: bool,
     /// Socket receive buffer (SO_RCVBUF), e.g. 4M. [default: the kernel's]
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = size_of(Setting::RecvBuffer))]
     pub recv_buffer: Option<usize>,
     /// Socket send buffer (SO_SNDBUF), e.g. 4M. [default: the kernel's]
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = size_of(Setting::SendBuffer))]
     pub send_buffer: Option<usize>,
-    /// Datagram protocols: sockets sharing the port (SO_REUSEPORT). [default: one per CPU]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// UDP: sockets sharing the port (SO_REUSEPORT). [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = whole::<u32>(Setting::Workers))]
     pub workers: Option<u32>,
     /// UDP: echo at most this many datagrams per second per source address; the rest are
     /// dropped and counted. [default: no limit]
-    #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = whole::<u32>(Setting::UdpRateLimit))]
     pub udp_rate_limit: Option<u32>,
-    /// TLS: drop a connection whose handshake has not finished in this long.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// TLS and QUIC: drop a connection whose handshake has not finished in this long.
+    #[arg(long, value_name = "DURATION", value_parser = duration_of(Setting::HandshakeTimeout))]
     pub handshake_timeout: Option<Duration>,
     /// TLS settings of the server.
     #[command(flatten)]
@@ -176,7 +176,7 @@ pub struct ServeTlsArgs {
     #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
     pub tls_version: Option<TlsVersion>,
     /// ALPN protocol to accept; repeat or separate with commas for several, in preference order.
-    #[arg(long, value_name = "PROTOCOL", value_delimiter = ',')]
+    #[arg(long, value_name = "PROTOCOL", value_delimiter = ',', value_parser = parse_alpn)]
     pub alpn: Vec<String>,
 }
 
@@ -283,8 +283,9 @@ pub struct BenchArgs {
 /// `echotool config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a config file: syntax, keys, values, protocols, addresses and certificate
-    /// files, without binding anything.
+    /// Validate a config file without binding anything: everything `serve --config FILE` would
+    /// refuse (syntax, keys, values and their ranges, protocols, addresses, certificate files,
+    /// keys that do nothing for their listener, listeners that cannot bind side by side).
     Check {
         /// The file, e.g. config/echotool.toml.
         file: PathBuf,
@@ -387,6 +388,49 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     echotool_core::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// A `serve` flag's value must be one its config file key accepts too: both ask the
+/// [`Setting`].
+fn within(setting: Setting, value: u64) -> Result<(), String> {
+    match setting.accepts(value) {
+        true => Ok(()),
+        false => Err(format!("expected {}", setting.expecting())),
+    }
+}
+
+/// A whole number within the range of `setting`.
+fn whole<T: TryFrom<u64>>(setting: Setting) -> impl Fn(&str) -> Result<T, String> + Clone {
+    move |text| {
+        let expected = || format!("expected {}", setting.expecting());
+        let n: u64 = text.trim().parse().map_err(|_| expected())?;
+        within(setting, n)?;
+        T::try_from(n).map_err(|_| expected())
+    }
+}
+
+/// A byte size within the range of `setting`.
+fn size_of(setting: Setting) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |text| {
+        let n = parse_size(text)?;
+        within(setting, u64::try_from(n).unwrap_or(u64::MAX))?;
+        Ok(n)
+    }
+}
+
+/// A duration within the range of `setting`, in milliseconds.
+fn duration_of(setting: Setting) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| {
+        let d = parse_duration(text)?;
+        within(setting, u64::try_from(d.as_millis()).unwrap_or(u64::MAX))?;
+        Ok(d)
+    }
+}
+
+/// One ALPN protocol name of `serve`, as long as `alpn` in a config file may have.
+fn parse_alpn(text: &str) -> Result<String, String> {
+    within(Setting::Alpn, text.len() as u64)?;
+    Ok(text.to_string())
 }
 
 /// The command line with everything only known at run time: the registry's protocols in

@@ -2,7 +2,7 @@
 //! until a signal, print a summary.
 
 use anyhow::Result;
-use echotool_config::{Bytes, Config, Parsed, Seconds, Settings};
+use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
 use echotool_core::server::{ListenSpec, bind_all, start};
 use echotool_core::{OnLimit, Registry, ServerOptions};
 
@@ -82,39 +82,56 @@ fn say(json: bool, line: &str) {
 }
 
 /// The listeners to start: `-l` flags if any (with the file's `[defaults]`), else the file's
-/// listeners, else the default listener; flags override every file setting.
+/// listeners, else the default listener; flags override every file setting. A flag that no
+/// listener reads is refused.
 pub fn listen_specs(
     registry: &Registry,
     args: &ServeArgs,
     config: Option<&Config>,
 ) -> Result<Vec<ListenSpec>> {
     let flags = flag_settings(args);
-    if let (Some(config), true) = (config, args.listen.is_empty()) {
-        return Ok(config.listeners(registry, &args.proto, &flags)?);
-    }
+    let (specs, by_proto) = match (config, args.listen.is_empty()) {
+        (Some(config), true) => (config.listeners(registry, &args.proto, &flags)?, false),
+        _ => (
+            flag_listeners(registry, args, config, &flags)?,
+            args.listen.iter().all(|e| e.proto.is_none()),
+        ),
+    };
+    refuse_unread_flags(registry, &flags, &specs, by_proto)?;
+    Ok(specs)
+}
+
+/// The listeners of `-l` (or the default one), each with the file's `[defaults]` and the flags
+/// it reads.
+fn flag_listeners(
+    registry: &Registry,
+    args: &ServeArgs,
+    config: Option<&Config>,
+    flags: &Settings,
+) -> echotool_core::Result<Vec<ListenSpec>> {
     let settings = match config {
-        Some(config) => config.defaults().overlay(&flags),
-        None => flags,
+        Some(config) => config.defaults().overlay(flags),
+        None => flags.clone(),
     };
     let endpoints = if args.listen.is_empty() {
         vec![None]
     } else {
         args.listen.iter().map(Some).collect()
     };
-    let specs = endpoints
+    endpoints
         .into_iter()
         .map(|endpoint| {
             let (transport, addr) = registry.locate(endpoint, &args.proto)?;
             let mut options = ServerOptions::default();
-            settings.apply(&mut options);
+            settings.only(transport.reads()).apply(&mut options);
             Ok(ListenSpec {
                 transport,
                 addr,
                 options,
+                origin: None,
             })
         })
-        .collect::<echotool_core::Result<Vec<_>>>()?;
-    Ok(specs)
+        .collect()
 }
 
 /// The settings given as flags; unset flags leave the file's or built-in value.
@@ -149,10 +166,7 @@ fn flag_settings(args: &ServeArgs) -> Settings {
 pub fn check(registry: &Registry, file: &std::path::Path) -> Result<()> {
     let config = Config::load(file)?;
     let specs = config.listeners(registry, "tcp", &Settings::default())?;
-    let urls: Vec<String> = specs
-        .iter()
-        .map(|s| format!("{}://{}", s.transport.name(), s.addr))
-        .collect();
+    let urls: Vec<String> = specs.iter().map(ListenSpec::url).collect();
     println!(
         "{}: OK, {} listeners: {}",
         file.display(),
