@@ -171,6 +171,16 @@ impl BenchOptions {
     /// asked for.
     pub fn notices(&self) -> Vec<String> {
         let mut notes = Vec::new();
+        if self.depth.is_some() && self.rate.is_some() {
+            notes.push(
+                "--depth does nothing with --rate: an open loop sends on schedule, however many \
+                 messages are in flight"
+                    .to_string(),
+            );
+        } else if self.depth.is_some() && self.scenarios == [Scenario::Setup] {
+            notes
+                .push("--depth does nothing for setup, which sends one echo per connection".into());
+        }
         if self.rate.is_some() && self.scenarios.contains(&Scenario::Setup) {
             notes.push(
                 "--rate paces the latency and throughput scenarios; setup dials back to back \

@@ -33,6 +33,19 @@ pub trait Transport: Send + Sync + 'static {
         Kind::Stream
     }
 
+    /// Whether it runs TLS (certificates, verification, ALPN), so that the TLS flags of a
+    /// client apply to it.
+    fn secure(&self) -> bool {
+        false
+    }
+
+    /// Whether a client can send unreliable datagrams over it: datagram transports always,
+    /// and stream transports that also carry datagrams (QUIC, RFC 9221) when asked to with
+    /// [`ClientOptions::datagrams`].
+    fn offers_datagrams(&self) -> bool {
+        self.kind() == Kind::Datagram
+    }
+
     /// What a listener of this transport occupies in the kernel; decides which listeners of one
     /// process conflict. The default follows [`Transport::kind`]: streams take a TCP socket,
     /// datagrams a UDP socket.

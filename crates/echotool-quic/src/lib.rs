@@ -58,6 +58,14 @@ impl Transport for QuicTransport {
         Some(["1-rtt", "0-rtt"])
     }
 
+    fn secure(&self) -> bool {
+        true
+    }
+
+    fn offers_datagrams(&self) -> bool {
+        true
+    }
+
     fn binds(&self) -> Binding {
         Binding::Udp
     }

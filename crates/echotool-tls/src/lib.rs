@@ -71,6 +71,10 @@ impl Transport for TlsTransport {
         Some(["full", "resumed"])
     }
 
+    fn secure(&self) -> bool {
+        true
+    }
+
     fn binds(&self) -> Binding {
         Binding::Tcp
     }

@@ -10,7 +10,7 @@ use echotool_bench::{BenchOptions, Interrupt, Report, Scenario};
 use echotool_core::{ClientOptions, Registry};
 
 use crate::cli::BenchArgs;
-use crate::connect::tls_options;
+use crate::connect::{tls_flags_given, tls_options};
 use crate::exit::Exit;
 use crate::os_signals;
 
@@ -18,6 +18,7 @@ use crate::os_signals;
 /// measured nothing; 130 or 143 when a signal ended the run early.
 pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
     let outputs = Outputs::check(&args)?;
+    refuse_unused_tls_flags(registry, &args)?;
     let defaults = BenchOptions::default();
     let interrupt = Interrupt::new();
     let opts = BenchOptions {
@@ -49,7 +50,11 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
         interrupt: interrupt.clone(),
     };
     if !quiet {
-        for notice in opts.notices() {
+        let mut notices = opts.notices();
+        if args.no_pin && args.target.is_some() {
+            notices.push("--no-pin does nothing with --target: only the client runs here".into());
+        }
+        for notice in notices {
             eprintln!("note: {notice}");
         }
     }
@@ -72,6 +77,28 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
         Some(signal) => Err(Exit::code(signal.exit_code()).into()),
         None => verdict,
     }
+}
+
+/// The TLS flags set trust for a `--target` that speaks TLS; the embedded servers are
+/// trusted by their certificates' fingerprints, so the flags would do nothing for them.
+fn refuse_unused_tls_flags(registry: &Registry, args: &BenchArgs) -> Result<()> {
+    let Some(flag) = tls_flags_given(&args.tls).first().copied() else {
+        return Ok(());
+    };
+    let Some(target) = &args.target else {
+        return Err(Exit::usage(format!(
+            "{flag} does nothing for the embedded servers, which are trusted by their \
+             certificates' fingerprints: the TLS flags apply to a --target"
+        )));
+    };
+    let (transport, addr) = registry.locate(Some(target), "tcp")?;
+    if !transport.secure() {
+        return Err(Exit::usage(format!(
+            "{flag} does nothing for {}://{addr}: the TLS flags apply to TLS and QUIC targets",
+            transport.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Where the report goes, checked before the run so that a bad path does not cost a run.

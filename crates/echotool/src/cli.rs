@@ -350,11 +350,11 @@ pub struct ConnectArgs {
     pub datagram: bool,
     /// Datagram protocols: resend a datagram whose echo has not come within --timeout this
     /// many times before calling it lost.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub retries: u32,
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Datagram protocols in pipe mode: cut the input into datagrams of at most this size.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-    pub size: usize,
+    pub size: Option<usize>,
 }
 
 /// How `connect` feeds the server.
@@ -499,9 +499,8 @@ fn connect_defaults(c: clap::Command) -> clap::Command {
             ),
         )
     })
-    .mut_arg("size", |a| {
-        fills_default(a, session.datagram_size.to_string())
-    })
+    .mut_arg("size", |a| shows_default(a, session.datagram_size))
+    .mut_arg("retries", |a| shows_default(a, session.retries))
 }
 
 fn bench_defaults(c: clap::Command, registry: &Registry) -> clap::Command {
