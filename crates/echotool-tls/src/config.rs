@@ -150,6 +150,8 @@ pub struct ServerSetup {
     pub ephemeral_fingerprint: Option<String>,
     /// The fingerprint of the (leaf) certificate presented, made or loaded.
     pub certificate_pin: Option<String>,
+    /// When that certificate is valid, in words (`valid from ... until ...`).
+    pub validity: Option<String>,
 }
 
 impl ServerSetup {
@@ -204,21 +206,28 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let (mut config, ephemeral_fingerprint, leaf) = match pair(&opts.cert, &opts.key)? {
+    let (mut config, ephemeral_fingerprint, leaf, validity) = match pair(&opts.cert, &opts.key)? {
         Some((cert, key)) => {
             let (chain, private) = cert_and_key(cert, key, SERVER_FILES_HINT)?;
             let leaf = certs::fingerprint(&chain[0]);
+            let validity = certs::validity(&chain[0]);
             let config = builder
                 .with_single_cert(chain, private)
                 .map_err(|e| key_mismatch(e, cert, key))?;
-            (config, None, leaf)
+            (config, None, leaf, validity)
         }
         None => {
             let made = certs::ephemeral(extra_sans)?;
+            let validity = made.chain.first().and_then(|c| certs::validity(c));
             let config = builder
                 .with_single_cert(made.chain, made.key)
                 .map_err(config_err)?;
-            (config, Some(made.fingerprint.clone()), made.fingerprint)
+            (
+                config,
+                Some(made.fingerprint.clone()),
+                made.fingerprint,
+                validity,
+            )
         }
     };
     config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
@@ -239,6 +248,7 @@ pub fn server_config(
         config: Arc::new(config),
         ephemeral_fingerprint,
         certificate_pin: Some(leaf),
+        validity,
     })
 }
 

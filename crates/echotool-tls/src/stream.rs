@@ -12,7 +12,8 @@ use tokio::net::TcpStream;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certs::fingerprint;
-use crate::error::{Side, TlsError, explain_io, rustls_error};
+use crate::error::{Side, TlsError};
+use crate::explain::{explain_io, rustls_error};
 
 /// A TLS stream whose rustls errors arrive explained (a TLS 1.3 server that wants a client
 /// certificate says so only after the handshake, on the first read).

@@ -54,8 +54,8 @@ pub(crate) struct Verifier {
 
 /// The message for a certificate that does not match the pin.
 #[derive(Debug)]
-struct PinMismatch {
-    presented: String,
+pub(crate) struct PinMismatch {
+    pub presented: String,
 }
 
 impl std::fmt::Display for PinMismatch {

@@ -321,6 +321,35 @@ fn no_quic_server_and_alpn_mismatch_are_explained() {
 }
 
 #[test]
+fn the_summary_counts_failed_handshakes_by_cause() {
+    let dir = certs();
+    let ca = file(&dir, "ca.pem");
+    let server = quic_server(&dir, ":0", &["--client-ca", &ca]);
+    let url = format!("quic://localhost:{}", server.port());
+    connect(&["-m", "x", &url], b"").assert_error(1, &["not issued by a CA this client trusts"]);
+    connect(&["--ca", &ca, "-m", "x", &url], b"")
+        .assert_error(1, &["the server requires a client certificate"]);
+    let (cert, key) = (file(&dir, "client.pem"), file(&dir, "client-key.pem"));
+    let ok = connect(
+        &[
+            "--ca", &ca, "--cert", &cert, "--key", &key, "-m", "ok", &url,
+        ],
+        b"",
+    );
+    assert_eq!(ok.stdout, b"ok\n", "{}", ok.stderr);
+    let (status, lines) = server.stop();
+    assert!(status.success(), "{lines:#?}");
+    let summary = summary_line(&lines);
+    assert!(
+        summary.ends_with(
+            "3 connections, 1 message, 3 bytes in, 3 bytes out, 0 errors, 2 failed handshakes \
+             (1 no client certificate, 1 untrusted certificate)"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
 fn quic_listens_from_a_url_next_to_other_transports() {
     let server = Server::start_n(&["-l", "tcp://127.0.0.1:0", "-l", "quic://127.0.0.1:0"], 2);
     assert!(

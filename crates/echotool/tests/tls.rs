@@ -538,3 +538,151 @@ fn pinned_versions_and_alpn() {
     )
     .assert_error(1, &["ALPN", "--alpn"]);
 }
+
+/// `echotool -v serve --proto tls` with `cert` and `key` and `extra` flags: the process (its
+/// debug log on stderr) and its `HOST:PORT`.
+fn verbose_tls_server(cert: &str, key: &str, extra: &[&str]) -> (Running, String) {
+    let mut cmd = echotool();
+    cmd.args([
+        "-v", "serve", "--proto", "tls", "-l", ":0", "--cert", cert, "--key", key,
+    ])
+    .args(extra);
+    let mut proc = Running::spawn(cmd);
+    let line = proc.wait_for_line("listening on ");
+    let addr = line.rsplit("tls://").next().unwrap().trim().to_string();
+    (proc, addr)
+}
+
+#[test]
+fn the_server_log_names_what_the_client_rejected() {
+    // A certificate that is not valid yet: the client's alert says "expired"; the server must
+    // not claim it is.
+    let now = time::OffsetDateTime::now_utc();
+    let future = TempDir::new("notyet");
+    let bundle = generate_bundle(&BundleOptions {
+        extra_sans: vec![],
+        not_before: now + time::Duration::days(1),
+        not_after: now + time::Duration::days(30),
+    })
+    .unwrap();
+    write_bundle(&future.0, &bundle, true).unwrap();
+    let (mut proc, addr) = verbose_tls_server(
+        &future.file("server.pem"),
+        &future.file("server-key.pem"),
+        &[],
+    );
+    connect(
+        &[
+            "--ca",
+            &future.file("ca.pem"),
+            "-m",
+            "x",
+            &format!("tls://{addr}"),
+        ],
+        b"",
+    )
+    .assert_error(1, &["is not valid before"]);
+    let failed = proc.wait_for_line("handshake failed");
+    for want in [
+        "cause=\"certificate expired or not yet valid\"",
+        "as expired or not valid yet",
+        "this side's certificate is valid from",
+    ] {
+        assert!(failed.contains(want), "{want:?} in {failed}");
+    }
+    assert!(!failed.contains("has expired"), "{failed}");
+    drop(proc);
+
+    // A wrong name: rustls clients send bad_certificate, which is not an untrusted CA.
+    let dir = certs("wrongname");
+    let (mut proc, addr) =
+        verbose_tls_server(&dir.file("server.pem"), &dir.file("server-key.pem"), &[]);
+    connect(
+        &[
+            "--ca",
+            &dir.file("ca.pem"),
+            "--server-name",
+            "echo.example",
+            "-m",
+            "x",
+            &format!("tls://{addr}"),
+        ],
+        b"",
+    )
+    .assert_error(1, &["not for echo.example"]);
+    let failed = proc.wait_for_line("handshake failed");
+    assert!(
+        failed.contains("cause=\"wrong name or bad certificate\""),
+        "{failed}"
+    );
+    assert!(failed.contains("--server-name"), "{failed}");
+    assert!(!failed.contains("trust"), "{failed}");
+}
+
+#[test]
+fn the_summary_counts_failed_handshakes_by_cause() {
+    let dir = certs("causes");
+    let mut cmd = echotool();
+    cmd.args([
+        "--log-format",
+        "json",
+        "serve",
+        "--proto",
+        "tls",
+        "-l",
+        ":0",
+    ])
+    .args([
+        "--cert",
+        &dir.file("server.pem"),
+        "--key",
+        &dir.file("server-key.pem"),
+    ]);
+    let mut proc = Running::spawn(cmd);
+    let line = proc.wait_for_line("listening on");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+    let url = event["listener"].as_str().unwrap().to_string();
+    let addr = url.rsplit("://").next().unwrap().to_string();
+    // Plaintext on the TLS port: the server closes it.
+    let mut plain = TcpStream::connect(&addr).unwrap();
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    plain.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut rest);
+    // A client that does not trust the server's CA.
+    connect(&["--proto", "tls", "-m", "x", &addr], b"")
+        .assert_error(1, &["not issued by a CA this client trusts"]);
+    // And one that is served.
+    let ok = connect(
+        &[
+            "--ca",
+            &dir.file("ca.pem"),
+            "-m",
+            "ok",
+            &format!("tls://localhost:{}", addr.rsplit(':').next().unwrap()),
+        ],
+        b"",
+    );
+    assert_eq!(ok.stdout, b"ok\n", "{}", ok.stderr);
+    proc.signal(libc::SIGINT);
+    let (status, lines) = proc.wait();
+    assert!(status.success(), "{lines:#?}");
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("\"summary "))
+        .unwrap_or_else(|| panic!("no summary in {lines:#?}"));
+    let event: serde_json::Value = serde_json::from_str(summary).unwrap();
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with(
+            "3 connections, 1 message, 3 bytes in, 3 bytes out, 0 errors, 2 failed handshakes \
+             (1 not TLS, 1 untrusted certificate)"
+        ),
+        "{summary}"
+    );
+    assert_eq!(event["failed_handshakes"], 2, "{summary}");
+    assert_eq!(
+        event["failed_handshake_causes"], "1 not TLS, 1 untrusted certificate",
+        "{summary}"
+    );
+}

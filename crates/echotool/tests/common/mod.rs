@@ -448,3 +448,12 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8]) {
         );
     }
 }
+
+/// The `summary PROTO://...` line among a stopped server's stderr lines.
+pub fn summary_line(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find(|l| l.starts_with("summary "))
+        .unwrap_or_else(|| panic!("no summary in {lines:#?}"))
+        .clone()
+}
