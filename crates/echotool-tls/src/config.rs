@@ -14,7 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::certs::{self, parse_fingerprint};
 use crate::pem::{load_certs, load_key, load_roots};
-use crate::verify::{Trust, Verifier, VerifyLog};
+use crate::verify::{ClientVerifier, Listed, Trust, Verifier, VerifyLog};
 use crate::{TlsError, error::SERVER_FILES_HINT};
 
 /// What a configuration is for.
@@ -192,17 +192,20 @@ pub fn server_config(
         .map_err(config_err)?;
     let builder = match &opts.client_ca {
         Some(ca) => {
-            let roots = load_roots(
+            let (roots, listed) = load_roots(
                 ca,
                 "CA certificate",
                 "pass the CA that issued the client certificates, e.g. certs/ca.pem",
             )?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()
                 .map_err(|e| {
                     TlsError::Config(format!("client verification with {}: {e}", ca.display()))
                 })?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(ClientVerifier {
+                inner,
+                listed: Listed(listed),
+            }))
         }
         None => builder.with_no_client_auth(),
     };
@@ -273,7 +276,7 @@ pub fn client_config(
     } else if opts.insecure {
         Trust::Any
     } else {
-        let roots = match &opts.ca {
+        let (roots, listed) = match &opts.ca {
             Some(ca) => load_roots(
                 ca,
                 "CA certificate",
@@ -283,13 +286,14 @@ pub fn client_config(
                 let mut roots = rustls::RootCertStore::empty();
                 let native = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(native.certs);
-                roots
+                // The system's roots vouch for what they issue, not for themselves as leaves.
+                (roots, Vec::new())
             }
         };
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| TlsError::Config(format!("certificate verification: {e}")))?;
-        Trust::Roots(webpki)
+        Trust::Roots(webpki, Listed(listed))
     };
     let verify_log = VerifyLog::default();
     let verifier = Verifier {

@@ -30,8 +30,9 @@
 //!
 //! rustls reports some certificate failures (a CA certificate used as a server's own, among
 //! others) only as a webpki error inside `CertificateError::Other`; naming them in words means
-//! downcasting to webpki's error type. The dependency is the very crate and version rustls
-//! already builds, without a crypto provider of its own.
+//! downcasting to webpki's error type, and accepting a self-signed CA certificate the user
+//! trusts explicitly reuses webpki's name check. The dependency is the very crate and version
+//! rustls already builds, without a crypto provider of its own.
 
 #![warn(missing_docs)]
 

@@ -321,6 +321,78 @@ fn no_quic_server_and_alpn_mismatch_are_explained() {
 }
 
 #[test]
+fn openssl_self_signed_ca_certificates_trusted_by_name_work_both_ways() {
+    let dir = certs();
+    let (cert, key) = openssl_self_signed(
+        &dir,
+        "self",
+        "localhost",
+        Some("DNS:localhost,IP:127.0.0.1"),
+    );
+    let (client, client_key) = openssl_self_signed(&dir, "self-client", "echo client", None);
+    let server = Server::start(&[
+        "--proto",
+        "quic",
+        "-l",
+        ":0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--client-ca",
+        &client,
+    ]);
+    let url = format!("quic://localhost:{}", server.port());
+    let ok = connect(
+        &[
+            "--ca",
+            &cert,
+            "--cert",
+            &client,
+            "--key",
+            &client_key,
+            "-m",
+            "both self-signed",
+            &url,
+        ],
+        b"",
+    );
+    assert!(ok.status.success(), "{}", ok.stderr);
+    assert_eq!(ok.stdout, b"both self-signed\n");
+    let (stranger, stranger_key) = openssl_self_signed(&dir, "stranger", "localhost", None);
+    connect(
+        &[
+            "--ca",
+            &stranger,
+            "--cert",
+            &client,
+            "--key",
+            &client_key,
+            "-m",
+            "x",
+            &url,
+        ],
+        b"",
+    )
+    .assert_error(1, &["CA:TRUE", "not one of the certificates in"]);
+    connect(
+        &[
+            "--ca",
+            &cert,
+            "--cert",
+            &stranger,
+            "--key",
+            &stranger_key,
+            "-m",
+            "x",
+            &url,
+        ],
+        b"",
+    )
+    .assert_error(1, &["the server rejected this client's certificate"]);
+}
+
+#[test]
 fn the_summary_counts_failed_handshakes_by_cause() {
     let dir = certs();
     let ca = file(&dir, "ca.pem");

@@ -554,6 +554,114 @@ fn verbose_tls_server(cert: &str, key: &str, extra: &[&str]) -> (Running, String
 }
 
 #[test]
+fn an_openssl_self_signed_ca_certificate_trusted_by_name_is_accepted_and_nothing_else() {
+    let dir = TempDir::new("selfsigned");
+    let san = "DNS:localhost,IP:127.0.0.1";
+    let (cert, key) = openssl_self_signed(&dir.0, "self", "localhost", Some(san));
+    let server = Server::start(&["--proto", "tls", "-l", ":0", "--cert", &cert, "--key", &key]);
+    let url = format!("tls://localhost:{}", server.port());
+    for target in [url.as_str(), server.url()] {
+        let ok = connect(&["--ca", &cert, "-m", "trusted as it is", target], b"");
+        assert!(ok.status.success(), "{target}: {}", ok.stderr);
+        assert_eq!(ok.stdout, b"trusted as it is\n");
+    }
+    let (line, stderr) = s_client_echo(
+        server.port(),
+        &["-verify_return_error", "-CAfile", &cert],
+        "and by openssl",
+    );
+    assert_eq!(line, "and by openssl\n", "{stderr}");
+    // Trusted, but not for another name.
+    connect(
+        &[
+            "--ca",
+            &cert,
+            "--server-name",
+            "echo.example",
+            "-m",
+            "x",
+            server.url(),
+        ],
+        b"",
+    )
+    .assert_error(1, &["is for localhost, 127.0.0.1 and not for echo.example"]);
+    // The same kind of certificate, but not the one in --ca: still refused, and explained.
+    let (other, _) = openssl_self_signed(&dir.0, "other", "localhost", Some(san));
+    connect(&["--ca", &other, "-m", "x", &url], b"").assert_error(
+        1,
+        &[
+            "is a CA certificate (basic constraints CA:TRUE) used as the server's own",
+            &format!("not one of the certificates in {other} (--ca)"),
+            "echotool certs",
+        ],
+    );
+    connect(&["-m", "x", &url], b"")
+        .assert_error(1, &["CA:TRUE", "among this system's trusted roots"]);
+}
+
+#[test]
+fn a_self_signed_client_certificate_named_in_client_ca_is_accepted() {
+    let dir = certs("selfclient");
+    let (client, client_key) = openssl_self_signed(&dir.0, "self-client", "echo client", None);
+    let (mut proc, addr) = verbose_tls_server(
+        &dir.file("server.pem"),
+        &dir.file("server-key.pem"),
+        &["--client-ca", &client],
+    );
+    let url = format!("tls://localhost:{}", addr.rsplit(':').next().unwrap());
+    let ca = dir.file("ca.pem");
+    let ok = connect(
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &client,
+            "--key",
+            &client_key,
+            "-m",
+            "mutual",
+            &url,
+        ],
+        b"",
+    );
+    assert!(ok.status.success(), "{}", ok.stderr);
+    assert_eq!(ok.stdout, b"mutual\n");
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let (line, stderr) = s_client_echo(
+        port,
+        &["-CAfile", &ca, "-cert", &client, "-key", &client_key],
+        "openssl with its own certificate",
+    );
+    assert_eq!(line, "openssl with its own certificate\n", "{stderr}");
+    // Another self-signed client certificate is refused, and the server says why.
+    let (stranger, stranger_key) = openssl_self_signed(&dir.0, "stranger", "echo client", None);
+    connect(
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &stranger,
+            "--key",
+            &stranger_key,
+            "-m",
+            "x",
+            &url,
+        ],
+        b"",
+    )
+    .assert_error(1, &["the server rejected this client's certificate"]);
+    let failed = proc.wait_for_line("handshake failed");
+    assert!(
+        failed.contains("cause=\"untrusted certificate\""),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("is a CA certificate (basic constraints CA:TRUE) used as the client's own"),
+        "{failed}"
+    );
+}
+
+#[test]
 fn the_server_log_names_what_the_client_rejected() {
     // A certificate that is not valid yet: the client's alert says "expired"; the server must
     // not claim it is.
