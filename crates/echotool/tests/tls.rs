@@ -794,3 +794,24 @@ fn the_summary_counts_failed_handshakes_by_cause() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_client_that_leaves_without_close_notify_is_no_error() {
+    let dir = certs("noclosenotify");
+    let server = tls_server(&dir, &[]);
+    // s_client is killed once the echo is back: the server sees the TCP connection end
+    // without the TLS close_notify alert.
+    let (line, stderr) = s_client_echo(
+        server.port(),
+        &["-CAfile", &dir.file("ca.pem")],
+        "and then gone",
+    );
+    assert_eq!(line, "and then gone\n", "{stderr}");
+    let (status, lines) = server.stop();
+    assert!(status.success(), "{lines:#?}");
+    let summary = summary_line(&lines);
+    assert!(
+        summary.ends_with("1 connection, 1 message, 14 bytes in, 14 bytes out, 0 errors"),
+        "{summary}"
+    );
+}
