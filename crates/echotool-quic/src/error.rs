@@ -33,12 +33,13 @@ impl From<QuicError> for Error {
     }
 }
 
-/// What to check when a QUIC server does not answer.
+/// What to check when a QUIC server does not answer. (A closed port is refused at once, so
+/// silence means something there takes the datagrams, or something on the way drops them.)
 fn udp_hint(peer: SocketAddr) -> String {
     format!(
-        "QUIC runs over UDP, so nothing answers \"refused\": is a QUIC server listening on UDP \
-         port {port} of {ip}? A firewall may be dropping UDP (allow it, e.g. `ufw allow \
-         {port}/udp`)",
+        "is a QUIC server listening on UDP port {port} of {ip}? Something there may take \
+         datagrams without answering (a program that is not a QUIC server, or one that hangs), \
+         or a firewall may drop them (allow UDP, e.g. `ufw allow {port}/udp`)",
         port = peer.port(),
         ip = peer.ip()
     )
@@ -49,7 +50,7 @@ pub(crate) fn no_answer(url: &str, peer: SocketAddr, after: Duration) -> Error {
     Error::Timeout {
         what: format!("no QUIC connection to {url}"),
         after,
-        hint: udp_hint(peer),
+        hint: format!("nothing answered and nothing refused: {}", udp_hint(peer)),
     }
 }
 

@@ -3,10 +3,13 @@
 
 mod common;
 
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -287,15 +290,15 @@ fn echotool_connect_against_an_aioquic_server() {
 }
 
 #[test]
-fn no_quic_server_and_alpn_mismatch_are_explained() {
+fn a_closed_port_is_refused_at_once_and_a_silent_one_times_out() {
+    // Nothing listens: the kernel answers with a port unreachable, and that is the verdict.
     let port = free_udp_port();
+    let started = Instant::now();
     connect(
         &[
             "--proto",
             "quic",
             "--insecure",
-            "--timeout",
-            "500ms",
             "-m",
             "x",
             &format!("127.0.0.1:{port}"),
@@ -305,13 +308,75 @@ fn no_quic_server_and_alpn_mismatch_are_explained() {
     .assert_error(
         1,
         &[
-            "no QUIC connection to quic://127.0.0.1:",
-            "within 500 ms",
-            "QUIC runs over UDP",
-            &format!("UDP port {port}"),
+            &format!("could not connect to quic://127.0.0.1:{port}: connection refused"),
+            "is a server listening there?",
+        ],
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(900), "refused after {took:?}");
+
+    // Something holds the port, reads, and never answers (a firewall that drops, a server
+    // that hangs): only the timeout can tell.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut datagrams = 0;
+            // Bounded: PATIENCE in 50 ms reads.
+            for _ in 0..PATIENCE.as_millis() / 50 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                if silent.recv(&mut buf).is_ok() {
+                    datagrams += 1;
+                }
+            }
+            datagrams
+        })
+    };
+    let started = Instant::now();
+    connect(
+        &[
+            "--proto",
+            "quic",
+            "--insecure",
+            "--timeout",
+            "1s",
+            "-m",
+            "x",
+            &addr.to_string(),
+        ],
+        b"",
+    )
+    .assert_error(
+        1,
+        &[
+            &format!("no QUIC connection to quic://{addr}"),
+            "within 1 s",
+            "nothing answered and nothing refused",
+            &format!("UDP port {}", addr.port()),
             "firewall",
         ],
     );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "before the timeout"
+    );
+    done.store(true, Ordering::Relaxed);
+    assert!(
+        reader.join().unwrap() > 0,
+        "the silent peer saw the handshake"
+    );
+}
+
+#[test]
+fn an_alpn_mismatch_is_explained() {
     let (server, pin) = ephemeral(":0");
     connect(
         &["--pin", &pin, "--alpn", "h3", "-m", "x", server.url()],
