@@ -32,6 +32,7 @@ mod transport;
 
 pub use endpoint::{DEFAULT_PORT, Endpoint, HostPort};
 pub use error::{Error, Result};
+pub use listener::HandshakeError;
 pub use options::{
     ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketOptions,
     TlsClientOptions, TlsServerOptions, TlsVersion,

@@ -1,5 +1,7 @@
 //! The accept loop shared by every stream server (TCP, TLS): connection limit, accept-error
-//! back-off, a task per connection, idle and handshake timeouts, and a graceful drain.
+//! back-off, a task per connection, idle and handshake timeouts, and a graceful drain; and the
+//! handshake bookkeeping every secure server shares (QUIC too): a failed handshake is logged
+//! with its explanation and counted under a short cause.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,13 +27,38 @@ pub trait Accept: Send + 'static {
     async fn accept(&mut self) -> io::Result<(Self::Conn, SocketAddr)>;
 }
 
+/// Why a connection's handshake failed: a short cause the summary counts by, and the full
+/// explanation the log shows. Built by the transports that know the protocol (TLS, QUIC).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandshakeError {
+    /// A few words, the same for every failure of this kind, that read well after a number:
+    /// "not TLS", "untrusted certificate", "timed out".
+    pub cause: &'static str,
+    /// What went wrong and what to do, in words.
+    pub message: String,
+}
+
+impl HandshakeError {
+    /// A failure of kind `cause`, explained by `message`.
+    pub fn new(cause: &'static str, message: impl Into<String>) -> Self {
+        HandshakeError {
+            cause,
+            message: message.into(),
+        }
+    }
+}
+
+/// The cause of a handshake that did not finish within the handshake timeout.
+pub const TIMED_OUT: &str = "timed out";
+
 /// Turns an accepted connection into a byte stream (for TLS, the handshake). Shared by every
 /// connection's task; runs under the handshake timeout, and its failure closes only that
 /// connection.
 #[async_trait]
 pub trait Upgrade<C>: Send + Sync + 'static {
     /// Completes the connection.
-    async fn upgrade(&self, conn: C, peer: SocketAddr) -> Result<BoxStream>;
+    async fn upgrade(&self, conn: C, peer: SocketAddr) -> Result<BoxStream, HandshakeError>;
 }
 
 /// The upgrade of plain streams: none.
@@ -40,7 +67,7 @@ pub struct Plain;
 
 #[async_trait]
 impl<C: ByteStream> Upgrade<C> for Plain {
-    async fn upgrade(&self, conn: C, _peer: SocketAddr) -> Result<BoxStream> {
+    async fn upgrade(&self, conn: C, _peer: SocketAddr) -> Result<BoxStream, HandshakeError> {
         Ok(Box::new(conn))
     }
 }
@@ -165,10 +192,11 @@ impl<U> Handler<U> {
     }
 }
 
-/// Runs a connection's handshake under `limit`. A failure or a timeout is counted as an error
-/// and logged at debug level against the listener and the peer; only that connection ends.
-pub async fn handshake<T, E: std::fmt::Display>(
-    handshake: impl std::future::Future<Output = std::result::Result<T, E>>,
+/// Runs a connection's handshake under `limit`. A failure or a timeout is counted as a failed
+/// handshake under its cause and logged at debug level against the listener and the peer;
+/// only that connection ends.
+pub async fn handshake<T>(
+    handshake: impl std::future::Future<Output = Result<T, HandshakeError>>,
     limit: Duration,
     ctx: &ServeContext,
     peer: SocketAddr,
@@ -176,16 +204,27 @@ pub async fn handshake<T, E: std::fmt::Display>(
     match tokio::time::timeout(limit, handshake).await {
         Ok(Ok(done)) => Some(done),
         Ok(Err(err)) => {
-            ctx.stats.record_error();
-            debug!(listener = %ctx.url, %peer, error = %err, "handshake failed");
+            handshake_failed(ctx, peer, &err);
             None
         }
         Err(_) => {
-            ctx.stats.record_error();
-            debug!(listener = %ctx.url, %peer, timeout_ms = limit.as_millis() as u64, "handshake timed out");
+            handshake_timed_out(ctx, peer, limit);
             None
         }
     }
+}
+
+/// Counts and logs a failed handshake.
+pub fn handshake_failed(ctx: &ServeContext, peer: SocketAddr, err: &HandshakeError) {
+    ctx.stats.record_failed_handshake(err.cause);
+    debug!(listener = %ctx.url, %peer, cause = err.cause, error = %err.message, "handshake failed");
+}
+
+/// Counts and logs a handshake that did not finish within `limit`.
+pub fn handshake_timed_out(ctx: &ServeContext, peer: SocketAddr, limit: Duration) {
+    ctx.stats.record_failed_handshake(TIMED_OUT);
+    debug!(listener = %ctx.url, %peer, cause = TIMED_OUT, timeout_ms = limit.as_millis() as u64,
+        "handshake timed out");
 }
 
 /// Exponential back-off for accept errors that mean "out of resources" (descriptors, memory):

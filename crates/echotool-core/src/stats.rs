@@ -1,6 +1,12 @@
 //! Counters kept by every server: per listener, shared by all its connections.
+//!
+//! The hot path (every echoed message) touches relaxed atomics only. Failed handshakes are
+//! counted by cause under a lock: they are rare, and a summary that says *why* connections
+//! failed ("2 untrusted certificate, 1 not TLS") is worth far more than the lock costs there.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::Kind;
@@ -22,12 +28,15 @@ pub struct EchoStats {
     pub bytes_in: AtomicU64,
     /// Bytes sent back.
     pub bytes_out: AtomicU64,
-    /// Connections or datagrams that ended in an error (reset, timeout, failed handshake, ...).
+    /// Connections or datagrams that ended in an error after any handshake (reset, a stream
+    /// error, ...). Failed handshakes are counted apart, by cause.
     pub errors: AtomicU64,
     /// Connections refused at the connection limit.
     pub refused: AtomicU64,
     /// Datagrams dropped on purpose (reflection guard, rate limit).
     pub dropped: AtomicU64,
+    /// Handshakes that failed, by cause ("not TLS", "untrusted certificate", "timed out").
+    failed_handshakes: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl EchoStats {
@@ -65,6 +74,16 @@ impl EchoStats {
         self.errors.fetch_add(1, Relaxed);
     }
 
+    /// Adds one failed handshake, counted under its `cause`: a short label that reads well
+    /// after a number ("1 not TLS", "2 untrusted certificate").
+    pub fn record_failed_handshake(&self, cause: &'static str) {
+        let mut causes = self
+            .failed_handshakes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *causes.entry(cause).or_default() += 1;
+    }
+
     /// A consistent-enough copy of the counters for printing.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -78,7 +97,21 @@ impl EchoStats {
             errors: self.errors.load(Relaxed),
             refused: self.refused.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            failed_handshakes: self.failed_handshakes_by_cause(),
         }
+    }
+
+    /// Failed handshakes by cause, the most frequent first (ties in alphabetical order).
+    fn failed_handshakes_by_cause(&self) -> Vec<(&'static str, u64)> {
+        let causes = self
+            .failed_handshakes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut by_count: Vec<(&'static str, u64)> =
+            causes.iter().map(|(&cause, &n)| (cause, n)).collect();
+        // A stable sort keeps the map's alphabetical order among equal counts.
+        by_count.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        by_count
     }
 
     /// Marks a connection open until the returned guard is dropped.
@@ -100,7 +133,7 @@ impl Drop for ActiveGuard<'_> {
 }
 
 /// A plain copy of [`EchoStats`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// See [`EchoStats::kind`].
     pub kind: Kind,
@@ -122,24 +155,70 @@ pub struct StatsSnapshot {
     pub refused: u64,
     /// See [`EchoStats::dropped`].
     pub dropped: u64,
+    /// Failed handshakes by cause, the most frequent first.
+    pub failed_handshakes: Vec<(&'static str, u64)>,
+}
+
+impl StatsSnapshot {
+    /// Every failed handshake, whatever its cause.
+    pub fn failed_handshakes_total(&self) -> u64 {
+        self.failed_handshakes.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The causes of failed handshakes in words: `1 untrusted certificate, 1 not TLS`; empty
+    /// when there were none.
+    pub fn failed_handshake_causes(&self) -> String {
+        self.failed_handshakes
+            .iter()
+            .map(|(cause, n)| format!("{n} {cause}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `1 connection`, `2 connections`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 impl fmt::Display for StatsSnapshot {
     /// Streams: `3 connections, 120 messages, 4096 bytes in, 4096 bytes out, 0 errors`.
     /// Datagrams: `120 datagrams in, 118 out, 4096 bytes in, 4000 bytes out, 2 dropped, 0 errors`.
-    /// Refused and dropped counts follow when there are any.
+    /// Failed handshakes (with their causes), refused and dropped counts follow when there are
+    /// any: `, 2 failed handshakes (1 untrusted certificate, 1 not TLS)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = format!(
+            "{} in, {} out",
+            count(self.bytes_in, "byte", "bytes"),
+            count(self.bytes_out, "byte", "bytes")
+        );
+        let errors = count(self.errors, "error", "errors");
         match self.kind {
             Kind::Stream => write!(
                 f,
-                "{} connections, {} messages, {} bytes in, {} bytes out, {} errors",
-                self.connections, self.messages, self.bytes_in, self.bytes_out, self.errors
+                "{}, {}, {bytes}, {errors}",
+                count(self.connections, "connection", "connections"),
+                count(self.messages, "message", "messages"),
             )?,
             Kind::Datagram => write!(
                 f,
-                "{} datagrams in, {} out, {} bytes in, {} bytes out, {} errors",
-                self.received, self.messages, self.bytes_in, self.bytes_out, self.errors
+                "{} in, {} out, {bytes}, {errors}",
+                count(self.received, "datagram", "datagrams"),
+                self.messages,
             )?,
+        }
+        let failed = self.failed_handshakes_total();
+        if failed > 0 {
+            write!(
+                f,
+                ", {} ({})",
+                count(failed, "failed handshake", "failed handshakes"),
+                self.failed_handshake_causes()
+            )?;
         }
         if self.refused > 0 {
             write!(f, ", {} refused", self.refused)?;
@@ -148,5 +227,55 @@ impl fmt::Display for StatsSnapshot {
             write!(f, ", {} dropped", self.dropped)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_of_each_reads_in_the_singular() {
+        let stats = EchoStats::new(Kind::Stream);
+        drop(stats.open_connection());
+        stats.record_echo(1);
+        stats.record_error();
+        assert_eq!(
+            stats.snapshot().to_string(),
+            "1 connection, 1 message, 1 byte in, 1 byte out, 1 error"
+        );
+        let datagrams = EchoStats::new(Kind::Datagram);
+        datagrams.record_received(1);
+        assert_eq!(
+            datagrams.snapshot().to_string(),
+            "1 datagram in, 0 out, 1 byte in, 0 bytes out, 0 errors"
+        );
+    }
+
+    #[test]
+    fn failed_handshakes_are_counted_by_cause_most_frequent_first() {
+        let stats = EchoStats::new(Kind::Stream);
+        for cause in ["not TLS", "untrusted certificate", "timed out", "not TLS"] {
+            drop(stats.open_connection());
+            stats.record_failed_handshake(cause);
+        }
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.failed_handshakes_total(), 4);
+        assert_eq!(
+            snapshot.errors, 0,
+            "a failed handshake is not an echo error"
+        );
+        assert_eq!(
+            snapshot.to_string(),
+            "4 connections, 0 messages, 0 bytes in, 0 bytes out, 0 errors, 4 failed \
+             handshakes (2 not TLS, 1 timed out, 1 untrusted certificate)"
+        );
+        let one = EchoStats::new(Kind::Stream);
+        one.record_failed_handshake("not TLS");
+        assert!(
+            one.snapshot()
+                .to_string()
+                .ends_with("0 errors, 1 failed handshake (1 not TLS)")
+        );
     }
 }

@@ -17,6 +17,7 @@
 
 mod error;
 mod server;
+mod socket;
 mod stream;
 
 pub use error::QuicError;
@@ -106,10 +107,11 @@ impl Transport for QuicTransport {
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         config.transport_config(Arc::new(client_transport()));
-        let endpoint = client_endpoint(peer).map_err(|source| Error::Connect {
+        let connect_err = |source| Error::Connect {
             url: url.clone(),
             source,
-        })?;
+        };
+        let (endpoint, socket) = socket::client_endpoint(peer).map_err(connect_err)?;
         let name = opts
             .tls
             .server_name
@@ -118,17 +120,7 @@ impl Transport for QuicTransport {
         let connecting = endpoint
             .connect_with(config, peer, &name)
             .map_err(|e| QuicError::Config(format!("cannot connect to {url}: {e}")))?;
-        let explainer: stream::Explain = {
-            let (log, tls, name, url) = (
-                setup.verify_log.clone(),
-                opts.tls.clone(),
-                name.clone(),
-                url.clone(),
-            );
-            Arc::new(move |e| {
-                error::explain_connection(e, &log, &tls, &name, &url, peer).to_string()
-            })
-        };
+        let explainer = explainer(&setup.verify_log, &opts.tls, &name, &url, peer);
         let explain = |e: quinn::ConnectionError| Error::from(QuicError::Connection(explainer(&e)));
         let handshake = async {
             // With a resumed session the connection is usable at once: the first stream and
@@ -162,9 +154,16 @@ impl Transport for QuicTransport {
             };
             Ok::<_, Error>((conn, channel, early))
         };
-        let (conn, channel, early) = tokio::time::timeout(opts.connect_timeout, handshake)
-            .await
-            .map_err(|_| error::no_answer(&url, peer, opts.connect_timeout))??;
+        // A refusal (ICMP port unreachable) ends the wait at once; silence lasts until the
+        // timeout.
+        let (conn, channel, early) = tokio::select! {
+            done = tokio::time::timeout(opts.connect_timeout, handshake) => {
+                done.map_err(|_| error::no_answer(&url, peer, opts.connect_timeout))??
+            }
+            () = socket.refused() => {
+                return Err(connect_err(std::io::ErrorKind::ConnectionRefused.into()));
+            }
+        };
         let details = stream::describe(&conn, early);
         Ok(Connection {
             channel,
@@ -175,14 +174,16 @@ impl Transport for QuicTransport {
     }
 }
 
-/// A client endpoint on an ephemeral port of the peer's address family.
-fn client_endpoint(peer: SocketAddr) -> std::io::Result<quinn::Endpoint> {
-    let local: SocketAddr = if peer.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    quinn::Endpoint::client(local)
+/// Explains a lost connection from the client's side, for the dial and the stream after it.
+fn explainer(
+    log: &echotool_tls::VerifyLog,
+    tls: &echotool_core::TlsClientOptions,
+    name: &str,
+    url: &str,
+    peer: SocketAddr,
+) -> stream::Explain {
+    let (log, tls, name, url) = (log.clone(), tls.clone(), name.to_string(), url.to_string());
+    Arc::new(move |e| error::explain_connection(e, &log, &tls, &name, &url, peer).to_string())
 }
 
 /// Client transport settings: datagrams on, a keep-alive below the idle timeout.

@@ -5,19 +5,22 @@ use std::sync::Arc;
 
 use echotool_core::admission::{Activity, Admission, Slot};
 use echotool_core::echo::{ConnStats, echo_stream};
-use echotool_core::listener::handshake;
+use echotool_core::listener::{handshake, handshake_failed, handshake_timed_out};
 use echotool_core::resolve::resolve;
 use echotool_core::signal::Signal;
 use echotool_core::{
-    Error, Family, HostPort, Limits, Result, ServeContext, Server, ServerOptions, async_trait,
+    Error, Family, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
+    async_trait,
 };
 use echotool_tls::config::ServerSetup;
+use echotool_tls::explain::with_validity;
 use quinn::crypto::rustls::QuicServerConfig;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::QuicError;
+use crate::error::handshake_failure;
 use crate::stream::QuicStream;
 
 /// A bound QUIC echo server.
@@ -27,6 +30,8 @@ pub struct QuicServer {
     limits: Limits,
     notes: Vec<String>,
     pin: Option<String>,
+    /// When the certificate is valid, in words.
+    validity: Option<Arc<str>>,
 }
 
 impl QuicServer {
@@ -73,6 +78,7 @@ impl QuicServer {
         Ok(QuicServer {
             notes: setup.notes("quic", &HostPort::from(local)),
             pin: setup.certificate_pin.clone(),
+            validity: setup.validity.as_deref().map(Arc::from),
             endpoint,
             local,
             limits: opts.limits.clone(),
@@ -110,7 +116,10 @@ impl Server for QuicServer {
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
         let QuicServer {
-            endpoint, limits, ..
+            endpoint,
+            limits,
+            validity,
+            ..
         } = *self;
         // QUIC has its own idle timeout (max_idle_timeout), enforced by quinn per connection.
         let without_sweep = Limits {
@@ -140,6 +149,7 @@ impl Server for QuicServer {
                 ctx: ctx.clone(),
                 stop: stop.clone(),
                 limits: limits.clone(),
+                validity: validity.clone(),
                 _slot: slot,
             };
             let peer = incoming.remote_address();
@@ -160,46 +170,80 @@ struct Handler {
     /// Fires at shutdown: cheap to wait on beside the connection.
     stop: Signal,
     limits: Limits,
+    /// When the server's certificate is valid, for clients that say it is not.
+    validity: Option<Arc<str>>,
     /// Held for the life of the connection; dropping it lets the next one in.
     _slot: Slot,
 }
 
+/// Whether the handshake of a connection served before it completed (0.5-RTT) succeeded,
+/// once known; `None` for a connection whose handshake had completed before it was served.
+type Verdict = Option<tokio::task::JoinHandle<bool>>;
+
 impl Handler {
+    /// The handshake: counted and logged by cause when it fails or times out.
+    async fn handshake(&self, incoming: quinn::Incoming) -> Option<(quinn::Connection, Verdict)> {
+        let peer = incoming.remote_address();
+        let connecting = match incoming.accept() {
+            Ok(connecting) => connecting,
+            Err(err) => {
+                handshake_failed(&self.ctx, peer, &self.failure(&err));
+                return None;
+            }
+        };
+        // 0.5-RTT: streams a resuming client opened with early data are served before the
+        // handshake completes; the handshake itself still has to finish in time.
+        match connecting.into_0rtt() {
+            Ok((conn, accepted)) => {
+                let (watched, ctx, judge) = (conn.clone(), self.ctx.clone(), self.judge());
+                let limit = self.limits.handshake_timeout;
+                let verdict = tokio::spawn(async move {
+                    match tokio::time::timeout(limit, accepted).await {
+                        Ok(true) => true,
+                        Ok(false) => {
+                            // Closed by this server (shutting down) is nobody's failure.
+                            match watched.close_reason() {
+                                Some(quinn::ConnectionError::LocallyClosed) | None => {}
+                                Some(err) => handshake_failed(&ctx, peer, &judge(&err)),
+                            }
+                            false
+                        }
+                        Err(_) => {
+                            handshake_timed_out(&ctx, peer, limit);
+                            watched.close(0u32.into(), b"handshake timeout");
+                            false
+                        }
+                    }
+                });
+                Some((conn, Some(verdict)))
+            }
+            Err(connecting) => {
+                let judge = self.judge();
+                let done = async move { connecting.await.map_err(|e| judge(&e)) };
+                let conn = handshake(done, self.limits.handshake_timeout, &self.ctx, peer).await?;
+                Some((conn, None))
+            }
+        }
+    }
+
+    /// Explains a failed handshake, with the certificate's validity when the client says it
+    /// has expired.
+    fn failure(&self, err: &quinn::ConnectionError) -> HandshakeError {
+        self.judge()(err)
+    }
+
+    fn judge(&self) -> impl Fn(&quinn::ConnectionError) -> HandshakeError + Send + 'static {
+        let validity = self.validity.clone();
+        move |err| with_validity(handshake_failure(err), validity.as_deref())
+    }
+
     async fn run(self, incoming: quinn::Incoming) {
         let stats = &self.ctx.stats;
         let _open = stats.open_connection();
         let (url, peer) = (&self.ctx.url, incoming.remote_address());
         debug!(listener = %url, %peer, "accepted");
-        let connecting = match incoming.accept() {
-            Ok(connecting) => connecting,
-            Err(err) => {
-                stats.record_error();
-                debug!(listener = %url, %peer, error = %err, "handshake failed");
-                return;
-            }
-        };
-        // 0.5-RTT: streams a resuming client opened with early data are served before the
-        // handshake completes; the handshake itself still has to finish in time.
-        let conn = match connecting.into_0rtt() {
-            Ok((conn, accepted)) => {
-                let watchdog = conn.clone();
-                let (limit, url, stats) =
-                    (self.limits.handshake_timeout, url.clone(), stats.clone());
-                tokio::spawn(async move {
-                    if tokio::time::timeout(limit, accepted).await.is_err() {
-                        stats.record_error();
-                        debug!(listener = %url, %peer, "handshake timed out");
-                        watchdog.close(0u32.into(), b"handshake timeout");
-                    }
-                });
-                conn
-            }
-            Err(connecting) => {
-                match handshake(connecting, self.limits.handshake_timeout, &self.ctx, peer).await {
-                    Some(conn) => conn,
-                    None => return,
-                }
-            }
+        let Some((conn, verdict)) = self.handshake(incoming).await else {
+            return;
         };
         let streams = TaskTracker::new();
         let mut stopped = self.stop.fired();
@@ -246,11 +290,17 @@ impl Handler {
         };
         streams.close();
         streams.wait().await;
+        // A connection lost before its handshake completed was counted as a failed handshake.
+        let handshake_done = match verdict {
+            Some(verdict) => verdict.await.unwrap_or(false),
+            None => true,
+        };
         use quinn::ConnectionError as C;
         match end {
             C::ApplicationClosed(_) | C::LocallyClosed | C::TimedOut => {
                 debug!(listener = %url, %peer, reason = %end, "closed");
             }
+            _ if !handshake_done => {}
             err => {
                 stats.record_error();
                 debug!(listener = %url, %peer, error = %err, "connection error");

@@ -266,6 +266,19 @@ pub fn fingerprint(der: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
+/// When a DER certificate is valid, in words: `valid from 2026-01-01 00:00:00 UTC until
+/// 2027-01-01 00:00:00 UTC`; `None` if it cannot be parsed.
+pub fn validity(der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let date = |t: i64| crate::error::unix_date(t.max(0).unsigned_abs());
+    Some(format!(
+        "valid from {} until {}",
+        date(cert.validity().not_before.timestamp()),
+        date(cert.validity().not_after.timestamp())
+    ))
+}
+
 /// Parses a fingerprint as printed by [`fingerprint`], by `openssl x509 -fingerprint -sha256`
 /// (colon-separated, any case), with or without the `sha256:` prefix.
 pub fn parse_fingerprint(pin: &str) -> Result<[u8; 32], TlsError> {

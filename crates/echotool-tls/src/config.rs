@@ -14,7 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::certs::{self, parse_fingerprint};
 use crate::pem::{load_certs, load_key, load_roots};
-use crate::verify::{Trust, Verifier, VerifyLog};
+use crate::verify::{ClientVerifier, Listed, Trust, Verifier, VerifyLog};
 use crate::{TlsError, error::SERVER_FILES_HINT};
 
 /// What a configuration is for.
@@ -150,6 +150,8 @@ pub struct ServerSetup {
     pub ephemeral_fingerprint: Option<String>,
     /// The fingerprint of the (leaf) certificate presented, made or loaded.
     pub certificate_pin: Option<String>,
+    /// When that certificate is valid, in words (`valid from ... until ...`).
+    pub validity: Option<String>,
 }
 
 impl ServerSetup {
@@ -190,35 +192,45 @@ pub fn server_config(
         .map_err(config_err)?;
     let builder = match &opts.client_ca {
         Some(ca) => {
-            let roots = load_roots(
+            let (roots, listed) = load_roots(
                 ca,
                 "CA certificate",
                 "pass the CA that issued the client certificates, e.g. certs/ca.pem",
             )?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()
                 .map_err(|e| {
                     TlsError::Config(format!("client verification with {}: {e}", ca.display()))
                 })?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(ClientVerifier {
+                inner,
+                listed: Listed(listed),
+            }))
         }
         None => builder.with_no_client_auth(),
     };
-    let (mut config, ephemeral_fingerprint, leaf) = match pair(&opts.cert, &opts.key)? {
+    let (mut config, ephemeral_fingerprint, leaf, validity) = match pair(&opts.cert, &opts.key)? {
         Some((cert, key)) => {
             let (chain, private) = cert_and_key(cert, key, SERVER_FILES_HINT)?;
             let leaf = certs::fingerprint(&chain[0]);
+            let validity = certs::validity(&chain[0]);
             let config = builder
                 .with_single_cert(chain, private)
                 .map_err(|e| key_mismatch(e, cert, key))?;
-            (config, None, leaf)
+            (config, None, leaf, validity)
         }
         None => {
             let made = certs::ephemeral(extra_sans)?;
+            let validity = made.chain.first().and_then(|c| certs::validity(c));
             let config = builder
                 .with_single_cert(made.chain, made.key)
                 .map_err(config_err)?;
-            (config, Some(made.fingerprint.clone()), made.fingerprint)
+            (
+                config,
+                Some(made.fingerprint.clone()),
+                made.fingerprint,
+                validity,
+            )
         }
     };
     config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
@@ -239,6 +251,7 @@ pub fn server_config(
         config: Arc::new(config),
         ephemeral_fingerprint,
         certificate_pin: Some(leaf),
+        validity,
     })
 }
 
@@ -263,7 +276,7 @@ pub fn client_config(
     } else if opts.insecure {
         Trust::Any
     } else {
-        let roots = match &opts.ca {
+        let (roots, listed) = match &opts.ca {
             Some(ca) => load_roots(
                 ca,
                 "CA certificate",
@@ -273,13 +286,14 @@ pub fn client_config(
                 let mut roots = rustls::RootCertStore::empty();
                 let native = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(native.certs);
-                roots
+                // The system's roots vouch for what they issue, not for themselves as leaves.
+                (roots, Vec::new())
             }
         };
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| TlsError::Config(format!("certificate verification: {e}")))?;
-        Trust::Roots(webpki)
+        Trust::Roots(webpki, Listed(listed))
     };
     let verify_log = VerifyLog::default();
     let verifier = Verifier {

@@ -22,14 +22,26 @@
 //!   ephemeral self-signed ones; fingerprints.
 //! - [`pem`]: reading certificates and keys from PEM files with errors that name the file.
 //! - [`config`]: rustls server and client configurations built from echotool's options.
-//! - [`error`]: rustls failures explained: cause and fix.
+//! - [`error`]: the crate's error type.
+//! - [`explain`] and [`alert`]: rustls failures and TLS alerts in words, cause and fix, with
+//!   the short cause a server counts failed handshakes by.
+//!
+//! # rustls-webpki, directly
+//!
+//! rustls reports some certificate failures (a CA certificate used as a server's own, among
+//! others) only as a webpki error inside `CertificateError::Other`; naming them in words means
+//! downcasting to webpki's error type, and accepting a self-signed CA certificate the user
+//! trusts explicitly reuses webpki's name check. The dependency is the very crate and version
+//! rustls already builds, without a crypto provider of its own.
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod certs;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod pem;
 mod server;
 mod stream;

@@ -80,22 +80,24 @@ pub fn load_key(path: &Path, hint: &'static str) -> Result<PrivateKeyDer<'static
     })
 }
 
-/// Loads CA certificates from `path` into a root store.
+/// Loads CA certificates from `path` into a root store, and returns them as they are too (a
+/// certificate named here is trusted as a peer's own even when it is a CA certificate).
 pub fn load_roots(
     path: &Path,
     what: &'static str,
     hint: &'static str,
-) -> Result<RootCertStore, TlsError> {
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(path, what, hint)? {
-        roots.add(cert).map_err(|e| TlsError::WrongItem {
+    let certs = load_certs(path, what, hint)?;
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|e| TlsError::WrongItem {
             path: path.to_path_buf(),
             found: format!("a certificate that cannot be a trust anchor ({e})"),
             wanted: "a CA certificate",
             hint,
         })?;
     }
-    Ok(roots)
+    Ok((roots, certs))
 }
 
 fn article(what: &'static str) -> &'static str {

@@ -4,35 +4,41 @@ use std::net::SocketAddr;
 
 use echotool_core::listener::{Upgrade, serve_streams};
 use echotool_core::{
-    BoxStream, HostPort, Limits, Result, ServeContext, Server, ServerOptions, TlsClientOptions,
-    async_trait,
+    BoxStream, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
+    TlsClientOptions, async_trait,
 };
 use echotool_tcp::TcpAcceptor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::TlsError;
 use crate::config::{TLS_OVER_TCP, ephemeral_names, server_config};
 use crate::error::Side;
-use crate::error::explain_io;
+use crate::explain::judge_io;
 use crate::stream::TlsByteStream;
 
 /// Completes the TLS handshake of an accepted TCP connection, in the connection's own task.
 struct TlsHandshake {
     tls: TlsAcceptor,
+    /// When this server's certificate is valid, to say beside a client's complaint that it
+    /// is not.
+    validity: Option<String>,
 }
 
 #[async_trait]
 impl Upgrade<TcpStream> for TlsHandshake {
-    async fn upgrade(&self, conn: TcpStream, peer: SocketAddr) -> Result<BoxStream> {
+    async fn upgrade(
+        &self,
+        conn: TcpStream,
+        peer: SocketAddr,
+    ) -> std::result::Result<BoxStream, HandshakeError> {
         let stream = self.tls.accept(conn).await.map_err(|e| {
-            let why = explain_io(
+            let failure = judge_io(
                 &e,
                 Side::Server,
                 &peer.to_string(),
                 &TlsClientOptions::default(),
             );
-            TlsError::Handshake(why)
+            crate::explain::with_validity(failure, self.validity.as_deref())
         })?;
         Ok(Box::new(TlsByteStream::new(
             stream,
@@ -67,6 +73,7 @@ impl TlsServer {
             tcp: TcpAcceptor::new(listener, opts.socket.nodelay),
             handshake: TlsHandshake {
                 tls: TlsAcceptor::from(setup.config),
+                validity: setup.validity,
             },
             local,
             limits: opts.limits.clone(),

@@ -1,5 +1,6 @@
-//! TLS streams as echotool byte streams: errors from rustls explained on the way out, and the
-//! facts `-v` shows about a session.
+//! TLS streams as echotool byte streams: errors from rustls explained on the way out, a
+//! client's end without close_notify taken as its end, and the facts `-v` shows about a
+//! session.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,10 +10,12 @@ use std::task::{Context, Poll};
 use echotool_core::TlsClientOptions;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tracing::debug;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certs::fingerprint;
-use crate::error::{Side, TlsError, explain_io, rustls_error};
+use crate::error::{Side, TlsError};
+use crate::explain::{explain_io, rustls_error};
 
 /// A TLS stream whose rustls errors arrive explained (a TLS 1.3 server that wants a client
 /// certificate says so only after the handshake, on the first read).
@@ -50,10 +53,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for TlsByteStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            // Many clients drop the connection without close_notify (a killed `openssl
+            // s_client`, most HTTP clients). Truncation matters to a client waiting for data;
+            // to an echo server it is just the end of that client.
+            Poll::Ready(Err(e)) if self.side == Side::Server && is_missing_close_notify(&e) => {
+                debug!(peer = %self.name, "the client closed without close_notify: its end");
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.explained(e))),
             other => other,
         }
     }
+}
+
+/// The end of a TCP connection that was not announced with a TLS close_notify alert (rustls
+/// reports it as an unexpected end of file of its own making).
+fn is_missing_close_notify(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::UnexpectedEof && rustls_error(err).is_none()
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for TlsByteStream<S> {

@@ -62,6 +62,8 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
             if json {
                 info!(listener = %url, connections = s.connections, messages = s.messages,
                     bytes_in = s.bytes_in, bytes_out = s.bytes_out, errors = s.errors,
+                    failed_handshakes = s.failed_handshakes_total(),
+                    failed_handshake_causes = %s.failed_handshake_causes(),
                     refused = s.refused, dropped = s.dropped, "summary {url}: {s}");
             } else {
                 eprintln!("summary {url}: {s}");

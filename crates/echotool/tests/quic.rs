@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -286,15 +289,15 @@ fn echotool_connect_against_an_aioquic_server() {
 }
 
 #[test]
-fn no_quic_server_and_alpn_mismatch_are_explained() {
+fn a_closed_port_is_refused_at_once_and_a_silent_one_times_out() {
+    // Nothing listens: the kernel answers with a port unreachable, and that is the verdict.
     let port = free_udp_port();
+    let started = Instant::now();
     connect(
         &[
             "--proto",
             "quic",
             "--insecure",
-            "--timeout",
-            "500ms",
             "-m",
             "x",
             &format!("127.0.0.1:{port}"),
@@ -304,19 +307,182 @@ fn no_quic_server_and_alpn_mismatch_are_explained() {
     .assert_error(
         1,
         &[
-            "no QUIC connection to quic://127.0.0.1:",
-            "within 500 ms",
-            "QUIC runs over UDP",
-            &format!("UDP port {port}"),
+            &format!("could not connect to quic://127.0.0.1:{port}: connection refused"),
+            "is a server listening there?",
+        ],
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(900), "refused after {took:?}");
+
+    // Something holds the port, reads, and never answers (a firewall that drops, a server
+    // that hangs): only the timeout can tell.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut datagrams = 0;
+            // Bounded: PATIENCE in 50 ms reads.
+            for _ in 0..PATIENCE.as_millis() / 50 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                if silent.recv(&mut buf).is_ok() {
+                    datagrams += 1;
+                }
+            }
+            datagrams
+        })
+    };
+    let started = Instant::now();
+    connect(
+        &[
+            "--proto",
+            "quic",
+            "--insecure",
+            "--timeout",
+            "1s",
+            "-m",
+            "x",
+            &addr.to_string(),
+        ],
+        b"",
+    )
+    .assert_error(
+        1,
+        &[
+            &format!("no QUIC connection to quic://{addr}"),
+            "within 1 s",
+            "nothing answered and nothing refused",
+            &format!("UDP port {}", addr.port()),
             "firewall",
         ],
     );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "before the timeout"
+    );
+    done.store(true, Ordering::Relaxed);
+    assert!(
+        reader.join().unwrap() > 0,
+        "the silent peer saw the handshake"
+    );
+}
+
+#[test]
+fn an_alpn_mismatch_is_explained() {
     let (server, pin) = ephemeral(":0");
     connect(
         &["--pin", &pin, "--alpn", "h3", "-m", "x", server.url()],
         b"",
     )
     .assert_error(1, &["ALPN", "--alpn"]);
+}
+
+#[test]
+fn openssl_self_signed_ca_certificates_trusted_by_name_work_both_ways() {
+    let dir = certs();
+    let (cert, key) = openssl_self_signed(
+        &dir,
+        "self",
+        "localhost",
+        Some("DNS:localhost,IP:127.0.0.1"),
+    );
+    let (client, client_key) = openssl_self_signed(&dir, "self-client", "echo client", None);
+    let server = Server::start(&[
+        "--proto",
+        "quic",
+        "-l",
+        ":0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--client-ca",
+        &client,
+    ]);
+    let url = format!("quic://localhost:{}", server.port());
+    let ok = connect(
+        &[
+            "--ca",
+            &cert,
+            "--cert",
+            &client,
+            "--key",
+            &client_key,
+            "-m",
+            "both self-signed",
+            &url,
+        ],
+        b"",
+    );
+    assert!(ok.status.success(), "{}", ok.stderr);
+    assert_eq!(ok.stdout, b"both self-signed\n");
+    let (stranger, stranger_key) = openssl_self_signed(&dir, "stranger", "localhost", None);
+    connect(
+        &[
+            "--ca",
+            &stranger,
+            "--cert",
+            &client,
+            "--key",
+            &client_key,
+            "-m",
+            "x",
+            &url,
+        ],
+        b"",
+    )
+    .assert_error(1, &["CA:TRUE", "not one of the certificates in"]);
+    connect(
+        &[
+            "--ca",
+            &cert,
+            "--cert",
+            &stranger,
+            "--key",
+            &stranger_key,
+            "-m",
+            "x",
+            &url,
+        ],
+        b"",
+    )
+    .assert_error(1, &["the server rejected this client's certificate"]);
+}
+
+#[test]
+fn the_summary_counts_failed_handshakes_by_cause() {
+    let dir = certs();
+    let ca = file(&dir, "ca.pem");
+    let server = quic_server(&dir, ":0", &["--client-ca", &ca]);
+    let url = format!("quic://localhost:{}", server.port());
+    connect(&["-m", "x", &url], b"").assert_error(1, &["not issued by a CA this client trusts"]);
+    connect(&["--ca", &ca, "-m", "x", &url], b"")
+        .assert_error(1, &["the server requires a client certificate"]);
+    let (cert, key) = (file(&dir, "client.pem"), file(&dir, "client-key.pem"));
+    let ok = connect(
+        &[
+            "--ca", &ca, "--cert", &cert, "--key", &key, "-m", "ok", &url,
+        ],
+        b"",
+    );
+    assert_eq!(ok.stdout, b"ok\n", "{}", ok.stderr);
+    let (status, lines) = server.stop();
+    assert!(status.success(), "{lines:#?}");
+    let summary = summary_line(&lines);
+    assert!(
+        summary.ends_with(
+            "3 connections, 1 message, 3 bytes in, 3 bytes out, 0 errors, 2 failed handshakes \
+             (1 no client certificate, 1 untrusted certificate)"
+        ),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -311,7 +311,7 @@ fn sigterm_finishes_in_flight_echoes_then_exits_zero_with_a_summary() {
             .any(|l| l.starts_with("terminated: finishing in-flight echoes")),
         "{lines:#?}"
     );
-    let want = format!("summary {url}: 1 connections, ");
+    let want = format!("summary {url}: 1 connection, ");
     let summary = lines
         .iter()
         .find(|l| l.starts_with(&want))

@@ -167,8 +167,7 @@ fn interrupt_stops_the_server_with_a_summary_and_status_zero() {
     let url = server.url().to_string();
     let (status, lines) = server.stop();
     assert!(status.success(), "{lines:?}");
-    let want =
-        format!("summary {url}: 1 connections, 1 messages, 4 bytes in, 4 bytes out, 0 errors");
+    let want = format!("summary {url}: 1 connection, 1 message, 4 bytes in, 4 bytes out, 0 errors");
     assert!(lines.contains(&want), "{lines:#?}");
 }
 

@@ -538,3 +538,280 @@ fn pinned_versions_and_alpn() {
     )
     .assert_error(1, &["ALPN", "--alpn"]);
 }
+
+/// `echotool -v serve --proto tls` with `cert` and `key` and `extra` flags: the process (its
+/// debug log on stderr) and its `HOST:PORT`.
+fn verbose_tls_server(cert: &str, key: &str, extra: &[&str]) -> (Running, String) {
+    let mut cmd = echotool();
+    cmd.args([
+        "-v", "serve", "--proto", "tls", "-l", ":0", "--cert", cert, "--key", key,
+    ])
+    .args(extra);
+    let mut proc = Running::spawn(cmd);
+    let line = proc.wait_for_line("listening on ");
+    let addr = line.rsplit("tls://").next().unwrap().trim().to_string();
+    (proc, addr)
+}
+
+#[test]
+fn an_openssl_self_signed_ca_certificate_trusted_by_name_is_accepted_and_nothing_else() {
+    let dir = TempDir::new("selfsigned");
+    let san = "DNS:localhost,IP:127.0.0.1";
+    let (cert, key) = openssl_self_signed(&dir.0, "self", "localhost", Some(san));
+    let server = Server::start(&["--proto", "tls", "-l", ":0", "--cert", &cert, "--key", &key]);
+    let url = format!("tls://localhost:{}", server.port());
+    for target in [url.as_str(), server.url()] {
+        let ok = connect(&["--ca", &cert, "-m", "trusted as it is", target], b"");
+        assert!(ok.status.success(), "{target}: {}", ok.stderr);
+        assert_eq!(ok.stdout, b"trusted as it is\n");
+    }
+    let (line, stderr) = s_client_echo(
+        server.port(),
+        &["-verify_return_error", "-CAfile", &cert],
+        "and by openssl",
+    );
+    assert_eq!(line, "and by openssl\n", "{stderr}");
+    // Trusted, but not for another name.
+    connect(
+        &[
+            "--ca",
+            &cert,
+            "--server-name",
+            "echo.example",
+            "-m",
+            "x",
+            server.url(),
+        ],
+        b"",
+    )
+    .assert_error(1, &["is for localhost, 127.0.0.1 and not for echo.example"]);
+    // The same kind of certificate, but not the one in --ca: still refused, and explained.
+    let (other, _) = openssl_self_signed(&dir.0, "other", "localhost", Some(san));
+    connect(&["--ca", &other, "-m", "x", &url], b"").assert_error(
+        1,
+        &[
+            "is a CA certificate (basic constraints CA:TRUE) used as the server's own",
+            &format!("not one of the certificates in {other} (--ca)"),
+            "echotool certs",
+        ],
+    );
+    connect(&["-m", "x", &url], b"")
+        .assert_error(1, &["CA:TRUE", "among this system's trusted roots"]);
+}
+
+#[test]
+fn a_self_signed_client_certificate_named_in_client_ca_is_accepted() {
+    let dir = certs("selfclient");
+    let (client, client_key) = openssl_self_signed(&dir.0, "self-client", "echo client", None);
+    let (mut proc, addr) = verbose_tls_server(
+        &dir.file("server.pem"),
+        &dir.file("server-key.pem"),
+        &["--client-ca", &client],
+    );
+    let url = format!("tls://localhost:{}", addr.rsplit(':').next().unwrap());
+    let ca = dir.file("ca.pem");
+    let ok = connect(
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &client,
+            "--key",
+            &client_key,
+            "-m",
+            "mutual",
+            &url,
+        ],
+        b"",
+    );
+    assert!(ok.status.success(), "{}", ok.stderr);
+    assert_eq!(ok.stdout, b"mutual\n");
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let (line, stderr) = s_client_echo(
+        port,
+        &["-CAfile", &ca, "-cert", &client, "-key", &client_key],
+        "openssl with its own certificate",
+    );
+    assert_eq!(line, "openssl with its own certificate\n", "{stderr}");
+    // Another self-signed client certificate is refused, and the server says why.
+    let (stranger, stranger_key) = openssl_self_signed(&dir.0, "stranger", "echo client", None);
+    connect(
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &stranger,
+            "--key",
+            &stranger_key,
+            "-m",
+            "x",
+            &url,
+        ],
+        b"",
+    )
+    .assert_error(1, &["the server rejected this client's certificate"]);
+    let failed = proc.wait_for_line("handshake failed");
+    assert!(
+        failed.contains("cause=\"untrusted certificate\""),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("is a CA certificate (basic constraints CA:TRUE) used as the client's own"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn the_server_log_names_what_the_client_rejected() {
+    // A certificate that is not valid yet: the client's alert says "expired"; the server must
+    // not claim it is.
+    let now = time::OffsetDateTime::now_utc();
+    let future = TempDir::new("notyet");
+    let bundle = generate_bundle(&BundleOptions {
+        extra_sans: vec![],
+        not_before: now + time::Duration::days(1),
+        not_after: now + time::Duration::days(30),
+    })
+    .unwrap();
+    write_bundle(&future.0, &bundle, true).unwrap();
+    let (mut proc, addr) = verbose_tls_server(
+        &future.file("server.pem"),
+        &future.file("server-key.pem"),
+        &[],
+    );
+    connect(
+        &[
+            "--ca",
+            &future.file("ca.pem"),
+            "-m",
+            "x",
+            &format!("tls://{addr}"),
+        ],
+        b"",
+    )
+    .assert_error(1, &["is not valid before"]);
+    let failed = proc.wait_for_line("handshake failed");
+    for want in [
+        "cause=\"certificate expired or not yet valid\"",
+        "as expired or not valid yet",
+        "this side's certificate is valid from",
+    ] {
+        assert!(failed.contains(want), "{want:?} in {failed}");
+    }
+    assert!(!failed.contains("has expired"), "{failed}");
+    drop(proc);
+
+    // A wrong name: rustls clients send bad_certificate, which is not an untrusted CA.
+    let dir = certs("wrongname");
+    let (mut proc, addr) =
+        verbose_tls_server(&dir.file("server.pem"), &dir.file("server-key.pem"), &[]);
+    connect(
+        &[
+            "--ca",
+            &dir.file("ca.pem"),
+            "--server-name",
+            "echo.example",
+            "-m",
+            "x",
+            &format!("tls://{addr}"),
+        ],
+        b"",
+    )
+    .assert_error(1, &["not for echo.example"]);
+    let failed = proc.wait_for_line("handshake failed");
+    assert!(
+        failed.contains("cause=\"wrong name or bad certificate\""),
+        "{failed}"
+    );
+    assert!(failed.contains("--server-name"), "{failed}");
+    assert!(!failed.contains("trust"), "{failed}");
+}
+
+#[test]
+fn the_summary_counts_failed_handshakes_by_cause() {
+    let dir = certs("causes");
+    let mut cmd = echotool();
+    cmd.args([
+        "--log-format",
+        "json",
+        "serve",
+        "--proto",
+        "tls",
+        "-l",
+        ":0",
+    ])
+    .args([
+        "--cert",
+        &dir.file("server.pem"),
+        "--key",
+        &dir.file("server-key.pem"),
+    ]);
+    let mut proc = Running::spawn(cmd);
+    let line = proc.wait_for_line("listening on");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+    let url = event["listener"].as_str().unwrap().to_string();
+    let addr = url.rsplit("://").next().unwrap().to_string();
+    // Plaintext on the TLS port: the server closes it.
+    let mut plain = TcpStream::connect(&addr).unwrap();
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    plain.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut rest);
+    // A client that does not trust the server's CA.
+    connect(&["--proto", "tls", "-m", "x", &addr], b"")
+        .assert_error(1, &["not issued by a CA this client trusts"]);
+    // And one that is served.
+    let ok = connect(
+        &[
+            "--ca",
+            &dir.file("ca.pem"),
+            "-m",
+            "ok",
+            &format!("tls://localhost:{}", addr.rsplit(':').next().unwrap()),
+        ],
+        b"",
+    );
+    assert_eq!(ok.stdout, b"ok\n", "{}", ok.stderr);
+    proc.signal(libc::SIGINT);
+    let (status, lines) = proc.wait();
+    assert!(status.success(), "{lines:#?}");
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("\"summary "))
+        .unwrap_or_else(|| panic!("no summary in {lines:#?}"));
+    let event: serde_json::Value = serde_json::from_str(summary).unwrap();
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with(
+            "3 connections, 1 message, 3 bytes in, 3 bytes out, 0 errors, 2 failed handshakes \
+             (1 not TLS, 1 untrusted certificate)"
+        ),
+        "{summary}"
+    );
+    assert_eq!(event["failed_handshakes"], 2, "{summary}");
+    assert_eq!(
+        event["failed_handshake_causes"], "1 not TLS, 1 untrusted certificate",
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_without_close_notify_is_no_error() {
+    let dir = certs("noclosenotify");
+    let server = tls_server(&dir, &[]);
+    // s_client is killed once the echo is back: the server sees the TCP connection end
+    // without the TLS close_notify alert.
+    let (line, stderr) = s_client_echo(
+        server.port(),
+        &["-CAfile", &dir.file("ca.pem")],
+        "and then gone",
+    );
+    assert_eq!(line, "and then gone\n", "{stderr}");
+    let (status, lines) = server.stop();
+    assert!(status.success(), "{lines:#?}");
+    let summary = summary_line(&lines);
+    assert!(
+        summary.ends_with("1 connection, 1 message, 14 bytes in, 14 bytes out, 0 errors"),
+        "{summary}"
+    );
+}

@@ -454,3 +454,56 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8]) {
         );
     }
 }
+
+/// A self-signed certificate made the usual way, `openssl req -x509` (which marks it as a CA:
+/// basic constraints CA:TRUE), for `cn` with the names `san` (e.g.
+/// `DNS:localhost,IP:127.0.0.1`) if any. Writes `STEM.pem` and `STEM-key.pem` into `dir` and
+/// returns their paths.
+pub fn openssl_self_signed(
+    dir: &std::path::Path,
+    stem: &str,
+    cn: &str,
+    san: Option<&str>,
+) -> (String, String) {
+    require("openssl");
+    let cert = dir.join(format!("{stem}.pem")).display().to_string();
+    let key = dir.join(format!("{stem}-key.pem")).display().to_string();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args([
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+    if let Some(san) = san {
+        cmd.args(["-addext", &format!("subjectAltName={san}")]);
+    }
+    let out = run(cmd, b"");
+    assert!(out.status.success(), "openssl req: {}", out.stderr);
+    let text = run(
+        {
+            let mut show = Command::new("openssl");
+            show.args(["x509", "-noout", "-text", "-in", &cert]);
+            show
+        },
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "openssl made no CA certificate; this test needs one"
+    );
+    (cert, key)
+}
+
+/// The `summary PROTO://...` line among a stopped server's stderr lines.
+pub fn summary_line(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find(|l| l.starts_with("summary "))
+        .unwrap_or_else(|| panic!("no summary in {lines:#?}"))
+        .clone()
+}

@@ -1,0 +1,235 @@
+//! The client's UDP socket: connected to the server, so that "nothing listens there" is known
+//! at once. The kernel answers a datagram to a closed port with an ICMP port unreachable, and
+//! reports it on a *connected* socket as "connection refused" at its next receive or send.
+//! quinn's own socket is unconnected and drops such errors (rightly for a server, where they
+//! concern one peer among many and can be forged), so a dial to a closed port used to wait for
+//! its whole timeout. The dial races its handshake against [`ConnectedUdp::refused`]; to quinn
+//! the refused datagram is simply lost, so nothing else changes.
+//!
+//! A client endpoint here serves exactly one dial, so connecting its socket costs nothing.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn::{AsyncUdpSocket, UdpPoller};
+use tokio::io::Interest;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// A UDP socket connected to one server, telling `refused` when the server's host says no
+/// one listens.
+pub(crate) struct ConnectedUdp {
+    io: tokio::net::UdpSocket,
+    /// quinn's platform layer (GSO, GRO, ECN, packet info) over the same socket.
+    state: UdpSocketState,
+    /// Cancelled at the first "connection refused".
+    refused: CancellationToken,
+}
+
+impl fmt::Debug for ConnectedUdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectedUdp")
+            .field("peer", &self.io.peer_addr().ok())
+            .field("refused", &self.refused.is_cancelled())
+            .finish()
+    }
+}
+
+/// A client endpoint whose socket is connected to `peer`, and that socket, to wait on for a
+/// refusal. Must be called within a tokio runtime.
+pub(crate) fn client_endpoint(
+    peer: SocketAddr,
+) -> io::Result<(quinn::Endpoint, Arc<ConnectedUdp>)> {
+    let local: SocketAddr = if peer.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.connect(peer)?;
+    socket.set_nonblocking(true)?;
+    let state = UdpSocketState::new((&socket).into())?;
+    let refused = CancellationToken::new();
+    let connected = Arc::new(ConnectedUdp {
+        io: tokio::net::UdpSocket::from_std(socket)?,
+        state,
+        refused: refused.clone(),
+    });
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        None,
+        connected.clone(),
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    Ok((endpoint, connected))
+}
+
+impl ConnectedUdp {
+    /// Completes when the peer's host has said that nothing listens on the port.
+    ///
+    /// The kernel flags the socket with an error when the ICMP message arrives, but a socket
+    /// waiting to read is not woken by an error, so quinn would only meet it at its next send
+    /// (a retransmission, a second later). Waiting for the error itself makes it immediate.
+    pub(crate) async fn refused(&self) {
+        loop {
+            tokio::select! {
+                () = self.refused.cancelled() => return,
+                ready = self.io.ready(Interest::ERROR) => {
+                    if ready.is_err() {
+                        // The socket cannot be watched; quinn's sends still notice a refusal.
+                        return std::future::pending().await;
+                    }
+                    if let Ok(Some(err)) = self.io.take_error() {
+                        self.noticed_refusal(&err);
+                    }
+                    // Consumed: wait for the next error, not for this one again.
+                    let _ = self
+                        .io
+                        .try_io(Interest::ERROR, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                }
+            }
+        }
+    }
+
+    /// Whether `err` is the kernel passing on the peer's "port unreachable"; if so, says so.
+    fn noticed_refusal(&self, err: &io::Error) -> bool {
+        let refused = err.kind() == io::ErrorKind::ConnectionRefused;
+        if refused && !self.refused.is_cancelled() {
+            debug!(peer = ?self.io.peer_addr().ok(), "port unreachable: connection refused");
+            self.refused.cancel();
+        }
+        refused
+    }
+}
+
+impl AsyncUdpSocket for ConnectedUdp {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        Box::pin(Writable {
+            socket: self,
+            ready: None,
+        })
+    }
+
+    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        let sent = self.io.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.io).into(), transmit)
+        });
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            // Like quinn's own socket: a datagram that cannot be sent is lost, and QUIC's
+            // retransmissions and timeouts deal with loss (EMSGSIZE is an expected answer to
+            // path MTU probes).
+            Err(e) => {
+                if !self.noticed_refusal(&e) && e.raw_os_error() != Some(libc::EMSGSIZE) {
+                    debug!(error = %e, "QUIC datagram not sent");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.io.poll_recv_ready(cx))?;
+            let received = self.io.try_io(Interest::READABLE, || {
+                self.state.recv((&self.io).into(), bufs, meta)
+            });
+            match received {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                // An error concerns one datagram, not the endpoint: quinn's endpoint would stop
+                // for good on any error returned here. A refusal is passed on by its token.
+                Err(e) => {
+                    self.noticed_refusal(&e);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.state.may_fragment()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+}
+
+/// Waits until the socket may be written again. Each waiting task gets its own, so that the
+/// endpoint and the connection can both wait (a socket stores one waker per direction).
+struct Writable {
+    socket: Arc<ConnectedUdp>,
+    ready: Option<Pin<Box<dyn Future<Output = io::Result<()>> + Send + Sync>>>,
+}
+
+impl fmt::Debug for Writable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writable").finish_non_exhaustive()
+    }
+}
+
+impl UdpPoller for Writable {
+    fn poll_writable(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let socket = this.socket.clone();
+        let ready = this
+            .ready
+            .get_or_insert_with(|| Box::pin(async move { socket.io.writable().await }));
+        let result = ready.as_mut().poll(cx);
+        if result.is_ready() {
+            // A finished future must not be polled again: the next call starts a new wait.
+            this.ready = None;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_port_is_noticed_at_once() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .unwrap();
+        let (endpoint, socket) = client_endpoint(port).unwrap();
+        let crypto = echotool_tls::config::client_config(
+            &echotool_core::TlsClientOptions {
+                insecure: true,
+                ..Default::default()
+            },
+            echotool_tls::config::QUIC,
+            false,
+        )
+        .unwrap();
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(crypto.config).unwrap();
+        let config = quinn::ClientConfig::new(Arc::new(crypto));
+        let _connecting = endpoint.connect_with(config, port, "localhost").unwrap();
+        tokio::time::timeout(Duration::from_millis(500), socket.refused())
+            .await
+            .expect("refused within half a second");
+    }
+}
