@@ -230,6 +230,8 @@ pub struct ServerSummary {
     pub bytes_out: u64,
     /// Connection errors.
     pub errors: u64,
+    /// Handshakes that failed (TLS, QUIC), by any cause.
+    pub failed_handshakes: u64,
 }
 
 impl ServerSummary {
@@ -241,6 +243,7 @@ impl ServerSummary {
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,
             errors: s.errors,
+            failed_handshakes: s.failed_handshakes_total(),
         }
     }
 }

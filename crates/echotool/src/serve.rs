@@ -4,17 +4,21 @@
 use anyhow::Result;
 use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
 use echotool_core::server::{ListenSpec, bind_all, start};
-use echotool_core::{OnLimit, Registry, ServerOptions};
+use echotool_core::{OnLimit, Registry, ServerOptions, StatsSnapshot};
 
 use tracing::info;
 
 use crate::cli::{LogArgs, LogFormat, OnLimitArg, ServeArgs};
 use crate::logging;
+use crate::os_signals::OsSignals;
 
 /// Runs the server until Ctrl-C or SIGTERM, then prints a summary per listener.
 pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
     let config = args.config.as_deref().map(Config::load).transpose()?;
-    let json = logging::init(log, config.as_ref().map(Config::log)) == LogFormat::Json;
+    let status = Status {
+        json: logging::init(log, config.as_ref().map(Config::log)) == LogFormat::Json,
+        quiet: log.quiet > 0,
+    };
     let specs = listen_specs(registry, &args, config.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -22,64 +26,79 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
     runtime.block_on(async {
         // Handlers first: a signal sent the moment `listening on` appears must already find
         // them, or it kills the process without a summary.
-        let mut signals = Signals::install()?;
+        let mut signals = OsSignals::install()?;
         let bound = bind_all(&specs).await?;
         for listener in &bound {
             let url = &listener.url;
-            if json {
-                info!(listener = %url, "listening on {url}");
-            } else {
-                eprintln!("listening on {url}");
-            }
+            status.listening(url);
             for note in &listener.notes {
-                say(json, &format!("  {note}"));
+                status.say(&format!("  {note}"));
             }
             if !listener.local_addr.ip().is_loopback() {
-                say(
-                    json,
-                    &format!(
-                        "notice: {url} accepts connections from other machines; anyone who \
-                         can reach it can use this echo server"
-                    ),
-                );
+                status.say(&format!(
+                    "notice: {url} accepts connections from other machines; anyone who can \
+                     reach it can use this echo server"
+                ));
             }
         }
         let running = start(bound);
-        let signal = signals.next().await;
-        say(
-            json,
-            &format!("{signal}: finishing in-flight echoes (Ctrl-C again to quit at once)"),
-        );
+        let stop = signals.next().await;
+        status.say(&format!(
+            "{}: finishing in-flight echoes (Ctrl-C again to quit at once)",
+            stop.past()
+        ));
         let summaries = tokio::select! {
             summaries = running.stop() => summaries,
             again = signals.next() => {
-                say(json, &format!("{again} again: quitting without draining"));
-                std::process::exit(130);
+                status.say(&format!("{} again: quitting without draining", again.past()));
+                std::process::exit(i32::from(again.exit_code()));
             }
         };
         for summary in summaries {
-            let (url, s) = (&summary.url, summary.stats);
-            if json {
-                info!(listener = %url, connections = s.connections, messages = s.messages,
-                    bytes_in = s.bytes_in, bytes_out = s.bytes_out, errors = s.errors,
-                    failed_handshakes = s.failed_handshakes_total(),
-                    failed_handshake_causes = %s.failed_handshake_causes(),
-                    refused = s.refused, dropped = s.dropped, "summary {url}: {s}");
-            } else {
-                eprintln!("summary {url}: {s}");
-            }
+            status.summary(&summary.url, &summary.stats);
         }
         Ok(())
     })
 }
 
-/// Prints a line for people, or logs it as an event when the log format is JSON, so that
-/// machines reading stderr see nothing but JSON.
-fn say(json: bool, line: &str) {
-    if json {
-        info!("{}", line.trim_start());
-    } else {
-        eprintln!("{line}");
+/// The server's own lines on stderr: for people, or as JSON events when the log format is
+/// JSON (so machines reading stderr see nothing but JSON); none with `-q`, which leaves only
+/// errors.
+struct Status {
+    json: bool,
+    quiet: bool,
+}
+
+impl Status {
+    /// `listening on URL`, the line scripts wait for.
+    fn listening(&self, url: &str) {
+        if self.json {
+            info!(listener = %url, "listening on {url}");
+        } else if !self.quiet {
+            eprintln!("listening on {url}");
+        }
+    }
+
+    /// Any other status line.
+    fn say(&self, line: &str) {
+        if self.json {
+            info!("{}", line.trim_start());
+        } else if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A listener's final counters.
+    fn summary(&self, url: &str, s: &StatsSnapshot) {
+        if self.json {
+            info!(listener = %url, connections = s.connections, messages = s.messages,
+                bytes_in = s.bytes_in, bytes_out = s.bytes_out, errors = s.errors,
+                failed_handshakes = s.failed_handshakes_total(),
+                failed_handshake_causes = %s.failed_handshake_causes(),
+                refused = s.refused, dropped = s.dropped, "summary {url}: {s}");
+        } else if !self.quiet {
+            eprintln!("summary {url}: {s}");
+        }
     }
 }
 
@@ -176,28 +195,4 @@ pub fn check(registry: &Registry, file: &std::path::Path) -> Result<()> {
         urls.join(", ")
     );
     Ok(())
-}
-
-/// SIGINT and SIGTERM, caught from the moment they are installed.
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Waits for the next SIGINT or SIGTERM and names it.
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "interrupted",
-            _ = self.terminate.recv() => "terminated",
-        }
-    }
 }

@@ -95,6 +95,7 @@ fn the_default_run_compares_tcp_udp_tls_and_quic_in_every_scenario() {
     }
     for server in report["servers"].as_array().unwrap() {
         assert_eq!(server["errors"], 0, "{server}");
+        assert_eq!(server["failed_handshakes"], 0, "{server}");
     }
     let (latency, throughput) = (&report["rows"][0], &report["rows"][1]);
     assert_eq!(

@@ -186,3 +186,45 @@ fn bench_tls_flags_need_a_tls_target() {
     bench(&["--insecure", "--target", "tcp://127.0.0.1:7"])
         .assert_error(2, &["--insecure does nothing for tcp://127.0.0.1:7"]);
 }
+
+#[test]
+fn quiet_means_only_errors() {
+    let port = free_tcp_port();
+    let mut cmd = echotool();
+    cmd.args(["serve", "-q", "-l", &format!("127.0.0.1:{port}")]);
+    let server = Running::spawn(cmd);
+    wait_for_tcp_port(&format!("127.0.0.1:{port}"));
+    let out = connect(&["-q", "-m", "quiet", &format!("127.0.0.1:{port}")], b"");
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_str()),
+        (&b"quiet\n"[..], "")
+    );
+    server.signal(2);
+    let (status, lines) = server.wait();
+    assert!(status.success());
+    assert!(
+        lines.is_empty(),
+        "no listening, notice or summary lines: {lines:#?}"
+    );
+
+    let mut cmd = echotool();
+    cmd.args([
+        "bench",
+        "-q",
+        "--proto",
+        "tcp",
+        "--scenario",
+        "latency",
+        "--duration",
+        "100ms",
+    ]);
+    cmd.args(["--warmup", "0", "--rate", "10", "--depth", "2"]);
+    let out = run(cmd, b"");
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stderr, "", "no notes with -q");
+    assert!(
+        String::from_utf8(out.stdout).unwrap().contains("tcp "),
+        "the table still"
+    );
+}
