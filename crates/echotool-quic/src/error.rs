@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use echotool_core::listener::TIMED_OUT;
 use echotool_core::{Error, HandshakeError, TlsClientOptions};
-use echotool_tls::explain::{cause, explain};
-use echotool_tls::{Side, TlsError, VerifyLog};
+use echotool_secure::explain::{cause, explain};
+use echotool_secure::{Side, TlsError, VerifyLog};
 use rustls::AlertDescription;
 
 /// The error type of the QUIC crate.
@@ -77,13 +77,15 @@ pub(crate) fn explain_connection(
     }
     let text = match err {
         C::ConnectionClosed(close) => match alert(u64::from(close.error_code)) {
-            Some(a) => echotool_tls::alert::received(a, Side::Client, opts.cert.is_some()).message,
+            Some(a) => {
+                echotool_secure::alert::received(a, Side::Client, opts.cert.is_some()).message
+            }
             None => format!("{url} closed the connection: {close}"),
         },
         C::TransportError(te) => match alert(u64::from(te.code)) {
             Some(a) => format!(
                 "the QUIC handshake with {url} failed: {}",
-                echotool_tls::alert::sent(a, Side::Client).message
+                echotool_secure::alert::sent(a, Side::Client).message
             ),
             None => format!("{url}: {te}"),
         },
@@ -104,14 +106,14 @@ pub(crate) fn handshake_failure(err: &quinn::ConnectionError) -> HandshakeError 
     use quinn::ConnectionError as C;
     match err {
         C::ConnectionClosed(close) => match alert(u64::from(close.error_code)) {
-            Some(a) => echotool_tls::alert::received(a, Side::Server, true),
+            Some(a) => echotool_secure::alert::received(a, Side::Server, true),
             None => HandshakeError::new(
                 cause::CLOSED,
                 format!("the client closed the connection during the handshake: {close}"),
             ),
         },
         C::TransportError(te) => match alert(u64::from(te.code)) {
-            Some(a) => echotool_tls::alert::sent(a, Side::Server),
+            Some(a) => echotool_secure::alert::sent(a, Side::Server),
             None => {
                 HandshakeError::new(cause::PROTOCOL, format!("the QUIC handshake failed: {te}"))
             }

@@ -9,7 +9,7 @@
 //!   (`--datagram`), lost and reordered ones reported like UDP.
 //!
 //! Certificates, verification (`--ca`, `--pin`, `--insecure`, `--server-name`), mutual
-//! authentication and error messages are the TLS crate's ([`echotool_tls::config`] with the
+//! authentication and error messages are the TLS crate's ([`echotool_secure::config`] with the
 //! QUIC flavour: TLS 1.3, ALPN `echo`, early data). quinn's UDP layer uses GSO and GRO on
 //! Linux when the kernel offers them.
 
@@ -32,8 +32,8 @@ use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server,
     ServerOptions, Setting, Transport, async_trait,
 };
-use echotool_tls::ClientConfigs;
-use echotool_tls::config::{QUIC, ephemeral_names, server_config};
+use echotool_secure::ClientConfigs;
+use echotool_secure::config::{QUIC, ephemeral_names, server_config};
 use quinn::crypto::rustls::QuicClientConfig;
 
 use crate::stream::{QuicDatagrams, QuicStream};
@@ -90,7 +90,7 @@ impl Transport for QuicTransport {
     }
 
     fn check(&self, opts: &ServerOptions) -> Result<()> {
-        echotool_tls::check_server(&opts.tls, QUIC)
+        echotool_secure::check_server(&opts.tls, QUIC)
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {
@@ -176,7 +176,7 @@ impl Transport for QuicTransport {
 
 /// Explains a lost connection from the client's side, for the dial and the stream after it.
 fn explainer(
-    log: &echotool_tls::VerifyLog,
+    log: &echotool_secure::VerifyLog,
     tls: &echotool_core::TlsClientOptions,
     name: &str,
     url: &str,

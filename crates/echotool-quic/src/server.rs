@@ -12,8 +12,8 @@ use echotool_core::{
     Error, Family, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
     async_trait,
 };
-use echotool_tls::config::ServerSetup;
-use echotool_tls::explain::with_validity;
+use echotool_secure::config::ServerSetup;
+use echotool_secure::explain::with_validity;
 use quinn::crypto::rustls::QuicServerConfig;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;

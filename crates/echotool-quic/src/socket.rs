@@ -216,12 +216,12 @@ mod tests {
             .and_then(|s| s.local_addr())
             .unwrap();
         let (endpoint, socket) = client_endpoint(port).unwrap();
-        let crypto = echotool_tls::config::client_config(
+        let crypto = echotool_secure::config::client_config(
             &echotool_core::TlsClientOptions {
                 insecure: true,
                 ..Default::default()
             },
-            echotool_tls::config::QUIC,
+            echotool_secure::config::QUIC,
             false,
         )
         .unwrap();

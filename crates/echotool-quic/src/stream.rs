@@ -183,7 +183,7 @@ pub(crate) fn describe(conn: &quinn::Connection, early: bool) -> Vec<String> {
             .ok()
     });
     if let Some(first) = certs.as_ref().and_then(|c| c.first()) {
-        details.push(echotool_tls::describe_certificate(first));
+        details.push(echotool_secure::describe_certificate(first));
     }
     details
 }

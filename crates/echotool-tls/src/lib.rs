@@ -1,64 +1,27 @@
-//! TLS over TCP for echotool, and the certificates to test it with.
+//! TLS over TCP for echotool.
 //!
 //! The `tls` transport layers tokio-rustls on the TCP crate's listener, dialer and acceptor
 //! (nothing of TCP is copied here): the TCP connection is accepted or dialed exactly as for
 //! `tcp`, then the handshake runs in the connection's own task under the handshake timeout.
-//!
-//! # Crypto provider: aws-lc-rs, on purpose
-//!
-//! rustls 0.23 offers two built-in providers, *ring* and *aws-lc-rs*. echotool uses
-//! aws-lc-rs everywhere (rustls, rcgen, and QUIC through quinn) and builds without ring:
-//! - it is rustls's default provider, the best tested combination;
-//! - it is faster for what an echo benchmark measures: ECDSA and X25519 in handshakes, and
-//!   AES-GCM bulk encryption with the widest set of CPU-specific code paths;
-//! - it offers the post-quantum hybrid key exchange X25519MLKEM768, which rustls prefers by
-//!   default, so handshakes measured here are the ones modern clients actually do;
-//! - one provider means one copy of the crypto code and no process-wide default to install.
-//!
-//! The cost is a C build (aws-lc-sys, built with `cc`; no cmake needed on Linux).
-//!
-//! # Modules
-//! - [`certs`]: generating a CA, server and client certificates (`echotool certs`) and
-//!   ephemeral self-signed ones; fingerprints.
-//! - [`pem`]: reading certificates and keys from PEM files with errors that name the file.
-//! - [`config`]: rustls server and client configurations built from echotool's options.
-//! - [`error`]: the crate's error type.
-//! - [`explain`] and [`alert`]: rustls failures and TLS alerts in words, cause and fix, with
-//!   the short cause a server counts failed handshakes by.
-//!
-//! # rustls-webpki, directly
-//!
-//! rustls reports some certificate failures (a CA certificate used as a server's own, among
-//! others) only as a webpki error inside `CertificateError::Other`; naming them in words means
-//! downcasting to webpki's error type, and accepting a self-signed CA certificate the user
-//! trusts explicitly reuses webpki's name check. The dependency is the very crate and version
-//! rustls already builds, without a crypto provider of its own.
+//! Certificates, verification, the rustls configurations and the words for every failure
+//! come from `echotool-secure`, which QUIC shares.
 
 #![warn(missing_docs)]
 
-pub mod alert;
-pub mod certs;
-pub mod client;
-pub mod config;
-pub mod error;
-pub mod explain;
-pub mod pem;
 mod server;
 mod stream;
-mod verify;
 
-pub use client::ClientConfigs;
-pub use error::{Side, TlsError};
 pub use server::TlsServer;
-pub use stream::describe_certificate;
-pub use verify::VerifyLog;
 
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions,
-    Setting, TlsServerOptions, Transport, async_trait,
+    Setting, Transport, async_trait,
 };
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
+
+use echotool_secure::config::{self, check_server};
+use echotool_secure::{ClientConfigs, Side, TlsError};
 
 use crate::stream::TlsByteStream;
 
@@ -168,47 +131,4 @@ impl Transport for TlsTransport {
             resumed,
         })
     }
-}
-
-/// Checks a server's TLS settings without binding (`echotool config check`). An error says
-/// which setting it concerns ([`echotool_core::Error::Setting`]): the version when it fails on
-/// its own, then the client CA when it does, else the certificate or its key, so that a config
-/// file error points at the line to fix.
-pub fn check_server(opts: &TlsServerOptions, flavor: config::Flavor) -> Result<()> {
-    let Err(err) = config::server_config(opts, flavor, &[]) else {
-        return Ok(());
-    };
-    let fails_alone = |alone: TlsServerOptions| config::server_config(&alone, flavor, &[]).is_err();
-    let setting = if opts.version.is_some()
-        && fails_alone(TlsServerOptions {
-            version: opts.version,
-            ..TlsServerOptions::default()
-        }) {
-        Some(Setting::TlsVersion)
-    } else if opts.client_ca.is_some()
-        && fails_alone(TlsServerOptions {
-            client_ca: opts.client_ca.clone(),
-            ..TlsServerOptions::default()
-        })
-    {
-        Some(Setting::ClientCa)
-    } else {
-        let about_key = match &err {
-            TlsError::KeyMismatch { .. } => true,
-            TlsError::ReadFile { path, .. } | TlsError::WrongItem { path, .. } => {
-                opts.key.as_ref() == Some(path) && opts.cert.as_ref() != Some(path)
-            }
-            _ => false,
-        };
-        match (&opts.cert, &opts.key) {
-            (_, Some(_)) if about_key => Some(Setting::Key),
-            (Some(_), _) => Some(Setting::Cert),
-            (None, Some(_)) => Some(Setting::Key),
-            (None, None) => None,
-        }
-    };
-    Err(match setting {
-        Some(setting) => echotool_core::Error::setting(setting, err),
-        None => err.into(),
-    })
 }

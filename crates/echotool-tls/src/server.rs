@@ -11,10 +11,10 @@ use echotool_tcp::TcpAcceptor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{TLS_OVER_TCP, ephemeral_names, server_config};
-use crate::error::Side;
-use crate::explain::judge_io;
 use crate::stream::TlsByteStream;
+use echotool_secure::Side;
+use echotool_secure::config::{TLS_OVER_TCP, ephemeral_names, server_config};
+use echotool_secure::explain::judge_io;
 
 /// Completes the TLS handshake of an accepted TCP connection, in the connection's own task.
 struct TlsHandshake {
@@ -38,7 +38,7 @@ impl Upgrade<TcpStream> for TlsHandshake {
                 &peer.to_string(),
                 &TlsClientOptions::default(),
             );
-            crate::explain::with_validity(failure, self.validity.as_deref())
+            echotool_secure::explain::with_validity(failure, self.validity.as_deref())
         })?;
         Ok(Box::new(TlsByteStream::new(
             stream,

@@ -11,11 +11,10 @@ use echotool_core::TlsClientOptions;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::certs::fingerprint;
-use crate::error::{Side, TlsError};
-use crate::explain::{explain_io, rustls_error};
+use echotool_secure::describe_certificate;
+use echotool_secure::explain::{explain_io, rustls_error};
+use echotool_secure::{Side, TlsError};
 
 /// A TLS stream whose rustls errors arrive explained (a TLS 1.3 server that wants a client
 /// certificate says so only after the handshake, on the first read).
@@ -120,18 +119,4 @@ pub(crate) fn describe_client(
         details.push(describe_certificate(cert));
     }
     details
-}
-
-/// One line about a certificate: subject, issuer, expiry and fingerprint.
-pub fn describe_certificate(der: &[u8]) -> String {
-    let fp = fingerprint(der);
-    match X509Certificate::from_der(der) {
-        Ok((_, cert)) => format!(
-            "server certificate: subject {}, issuer {}, valid until {}, {fp}",
-            cert.subject(),
-            cert.issuer(),
-            cert.validity().not_after
-        ),
-        Err(_) => format!("server certificate: (unparsable), {fp}"),
-    }
 }

@@ -1,7 +1,7 @@
 //! `echotool certs`: generate a CA, server and client certificate and say how to use them.
 
 use anyhow::Result;
-use echotool_tls::certs::{BundleOptions, generate_bundle, write_bundle};
+use echotool_secure::certs::{BundleOptions, generate_bundle, write_bundle};
 
 use crate::cli::CertsArgs;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use echotool_tls::certs::{BundleOptions, generate_bundle, write_bundle};
+use echotool_secure::certs::{BundleOptions, generate_bundle, write_bundle};
 
 /// A fresh directory per test, removed at the end.
 struct TempDir(PathBuf);

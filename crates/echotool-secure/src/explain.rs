@@ -545,7 +545,7 @@ fn plain_name(presented: &str) -> String {
 }
 
 /// The rustls error inside an I/O error, if there is one.
-pub(crate) fn rustls_error(err: &io::Error) -> Option<&rustls::Error> {
+pub fn rustls_error(err: &io::Error) -> Option<&rustls::Error> {
     err.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
@@ -581,12 +581,7 @@ pub fn judge_io(
 }
 
 /// Explains an I/O error from a TLS stream, as a message.
-pub(crate) fn explain_io(
-    err: &io::Error,
-    side: Side,
-    name: &str,
-    opts: &TlsClientOptions,
-) -> String {
+pub fn explain_io(err: &io::Error, side: Side, name: &str, opts: &TlsClientOptions) -> String {
     judge_io(err, side, name, opts).message
 }
 

@@ -302,6 +302,21 @@ pub fn parse_fingerprint(pin: &str) -> Result<[u8; 32], TlsError> {
     Ok(out)
 }
 
+/// One line about a certificate: subject, issuer, expiry and fingerprint.
+pub fn describe_certificate(der: &[u8]) -> String {
+    let fp = fingerprint(der);
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => format!(
+            "server certificate: subject {}, issuer {}, valid until {}, {fp}",
+            cert.subject(),
+            cert.issuer(),
+            cert.validity().not_after
+        ),
+        Err(_) => format!("server certificate: (unparsable), {fp}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,8 +75,8 @@ fn versions(
     static TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
     static TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
     match (pin, flavor.quic) {
-        (Some(TlsVersion::V1_2), true) => Err(TlsError::Config(
-            "QUIC always runs TLS 1.3: drop --tls-version 1.2".into(),
+        (Some(TlsVersion::V1_2), true) => Err(TlsError::Version(
+            "QUIC always runs TLS 1.3: drop the 1.2 version setting".into(),
         )),
         (_, true) | (Some(TlsVersion::V1_3), false) => Ok(TLS13),
         (None, false) => Ok(rustls::ALL_VERSIONS),
@@ -336,5 +336,18 @@ fn alpn(given: &[String], default: &[&str]) -> Vec<Vec<u8>> {
         default.iter().map(|p| p.as_bytes().to_vec()).collect()
     } else {
         given.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+}
+
+/// Checks a server's TLS settings without binding (`echotool config check`). An error says
+/// which setting it concerns ([`echotool_core::Error::Setting`]), so that a config file error
+/// points at the line to fix.
+pub fn check_server(opts: &TlsServerOptions, flavor: Flavor) -> echotool_core::Result<()> {
+    match server_config(opts, flavor, &[]) {
+        Ok(_) => Ok(()),
+        Err(err) => Err(match err.setting(opts) {
+            Some(setting) => echotool_core::Error::setting(setting, err),
+            None => err.into(),
+        }),
     }
 }

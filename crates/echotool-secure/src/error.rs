@@ -1,4 +1,4 @@
-//! The TLS crate's error type: certificate files, keys, names and pins that cannot be used,
+//! The secure crate's error type: certificate files, keys, names and pins that cannot be used,
 //! and failed handshakes (explained in [`crate::explain`]), each phrased as the cause and the fix.
 
 use std::io;
@@ -113,9 +113,45 @@ pub enum TlsError {
         source: io::Error,
     },
 
+    /// A TLS version the transport cannot offer.
+    #[error("{0}")]
+    Version(String),
+
     /// Any other rustls configuration error.
     #[error("TLS configuration: {0}")]
     Config(String),
+}
+
+impl TlsError {
+    /// The server setting this error is about, when it is about one: the file it names, or the
+    /// version, so that a config file error points at that key's line.
+    pub fn setting(
+        &self,
+        opts: &echotool_core::TlsServerOptions,
+    ) -> Option<echotool_core::Setting> {
+        use echotool_core::Setting;
+        let file = |path: &PathBuf| {
+            if opts.client_ca.as_ref() == Some(path) {
+                Some(Setting::ClientCa)
+            } else if opts.key.as_ref() == Some(path) && opts.cert.as_ref() != Some(path) {
+                Some(Setting::Key)
+            } else if opts.cert.as_ref() == Some(path) {
+                Some(Setting::Cert)
+            } else {
+                None
+            }
+        };
+        match self {
+            TlsError::ReadFile { path, .. } | TlsError::WrongItem { path, .. } => file(path),
+            TlsError::KeyMismatch { .. } => Some(Setting::Key),
+            TlsError::HalfPair {
+                missing: "--key", ..
+            } => Some(Setting::Cert),
+            TlsError::HalfPair { .. } => Some(Setting::Key),
+            TlsError::Version(_) => Some(Setting::TlsVersion),
+            _ => None,
+        }
+    }
 }
 
 impl From<TlsError> for echotool_core::Error {
