@@ -92,7 +92,7 @@ pub struct BenchOptions {
     pub client: ClientOptions,
     /// How long an echo may take, from when its message left, before it counts as lost
     /// (datagrams) or fails its connection (streams); `None` uses each kind's default
-    /// ([`echotool_core::session::default_echo_timeout`]).
+    /// ([`echotool_core::client::default_echo_timeout`]).
     pub echo_timeout: Option<Duration>,
     /// Pin the embedded servers and the client to separate CPUs.
     pub pin_cpus: bool,

@@ -261,7 +261,7 @@ impl Report {
         // Only datagrams are lost, so without --timeout their default applies.
         let datagram_timeout = match self.parameters.echo_timeout_ms {
             Some(ms) => duration::display(std::time::Duration::from_millis(ms as u64)),
-            None => duration::display(echotool_core::session::DATAGRAM_ECHO_TIMEOUT),
+            None => duration::display(echotool_core::client::DATAGRAM_ECHO_TIMEOUT),
         };
         for row in &self.rows {
             let (f, label) = (&row.median, row.label());

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use echotool_core::server::{ListenSpec, Running, bind_all, start};
-use echotool_core::session::default_echo_timeout;
+use echotool_core::client::default_echo_timeout;
+use echotool_core::servers::{ListenSpec, Running, bind_all, start};
 use echotool_core::{
     Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions, Transport,
 };

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use echotool_core::server::{ListenSpec, find_conflict};
+use echotool_core::servers::{ListenSpec, find_conflict};
 use echotool_core::{Endpoint, Registry, ServerOptions, Setting, Transport};
 use serde::Deserialize;
 use serde::de::IgnoredAny;

@@ -9,7 +9,7 @@ use std::task::Poll;
 use tokio::io::{AsyncWriteExt, ReadBuf};
 
 use crate::admission::Activity;
-use crate::signal::Signal;
+use crate::latch::Latch;
 use crate::{ByteStream, EchoStats};
 
 /// Size of the buffer a busy connection reads into. Large enough for one read to drain a
@@ -98,7 +98,7 @@ pub async fn echo_stream<S: ByteStream + ?Sized>(
     stats: &EchoStats,
     conn: &mut ConnStats,
     activity: &Activity,
-    shutdown: &Signal,
+    shutdown: &Latch,
 ) -> io::Result<EchoEnd> {
     let mut cancelled = shutdown.fired();
     let end = loop {
@@ -149,7 +149,7 @@ mod tests {
     async fn echoes_exactly_and_half_closes() {
         let (mut client, mut server) = tokio::io::duplex(1024);
         let stats = EchoStats::default();
-        let token = Signal::new();
+        let token = Latch::new();
         let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut conn = ConnStats::default();
         let activity = Activity::unwatched();

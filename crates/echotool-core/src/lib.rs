@@ -12,34 +12,34 @@
 
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod admission;
+pub mod client;
 pub mod duration;
 pub mod echo;
 pub mod endpoint;
 mod error;
-pub mod listener;
+pub mod latch;
 pub mod mismatch;
 mod options;
 mod registry;
 pub mod resolve;
-pub mod server;
-pub mod session;
+pub mod servers;
 mod setting;
-pub mod signal;
 pub mod size;
 mod stats;
 mod transport;
 
+pub use accept::HandshakeError;
 pub use endpoint::{DEFAULT_PORT, Endpoint, HostPort};
 pub use error::{Error, Result};
-pub use listener::HandshakeError;
 pub use options::{
     ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketOptions,
     TlsClientOptions, TlsServerOptions, TlsVersion,
 };
 pub use registry::Registry;
 pub use resolve::Family;
-pub use server::ServeContext;
+pub use servers::ServeContext;
 pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{

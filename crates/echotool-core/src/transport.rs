@@ -1,7 +1,7 @@
 //! The `Transport` trait: what every protocol crate implements, and what it hands back.
 //!
 //! A transport binds servers and dials clients. Servers run the echo themselves (streams
-//! usually through [`crate::listener::serve_streams`]); clients get a [`Connection`] whose
+//! usually through [`crate::accept::serve_streams`]); clients get a [`Connection`] whose
 //! [`Channel`] is either a byte stream (TCP, TLS, a QUIC stream) or a datagram socket (UDP,
 //! QUIC datagrams). The trait is object safe so that `--proto` picks an implementation at run
 //! time from the [`crate::Registry`].

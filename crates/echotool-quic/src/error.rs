@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use echotool_core::listener::TIMED_OUT;
+use echotool_core::accept::TIMED_OUT;
 use echotool_core::{Error, HandshakeError, TlsClientOptions};
 use echotool_secure::explain::{cause, explain};
 use echotool_secure::{Side, TlsError, VerifyLog};

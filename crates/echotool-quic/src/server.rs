@@ -3,11 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use echotool_core::admission::{Activity, Admission, Slot};
-use echotool_core::echo::{ConnStats, echo_stream};
-use echotool_core::listener::{handshake, handshake_failed, handshake_timed_out};
+use std::io;
+use std::time::Duration;
+
+use echotool_core::accept::{
+    AcceptSource, Arrival, Connected, Established, Handshake, Multiplexed, serve_connections,
+};
 use echotool_core::resolve::resolve;
-use echotool_core::signal::Signal;
 use echotool_core::{
     Error, Family, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
     async_trait,
@@ -16,8 +18,6 @@ use echotool_secure::config::ServerSetup;
 use echotool_secure::explain::with_validity;
 use quinn::crypto::rustls::QuicServerConfig;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio_util::task::TaskTracker;
-use tracing::debug;
 
 use crate::QuicError;
 use crate::error::handshake_failure;
@@ -121,190 +121,134 @@ impl Server for QuicServer {
             validity,
             ..
         } = *self;
-        // QUIC has its own idle timeout (max_idle_timeout), enforced by quinn per connection.
-        let without_sweep = Limits {
-            idle_timeout: None,
-            ..limits.clone()
-        };
-        let mut admission = Admission::new(&without_sweep, &ctx.url);
-        let stop = Signal::following(&ctx.shutdown);
-        loop {
-            let Some(reserved) = admission.reserve(&ctx.shutdown).await else {
-                break;
-            };
-            let incoming = tokio::select! {
-                incoming = endpoint.accept() => match incoming {
-                    Some(incoming) => incoming,
-                    None => break,
-                },
-                () = ctx.shutdown.cancelled() => break,
-            };
-            let Some(slot) = admission.admit(reserved, &ctx.stats) else {
-                debug!(listener = %ctx.url, peer = %incoming.remote_address(),
-                    "refused: connection limit reached");
-                incoming.refuse();
-                continue;
-            };
-            let handler = Handler {
-                ctx: ctx.clone(),
-                stop: stop.clone(),
-                limits: limits.clone(),
-                validity: validity.clone(),
-                _slot: slot,
-            };
-            let peer = incoming.remote_address();
-            admission.spawn(peer, |_activity| handler.run(incoming));
-        }
-        // No new connections from here on; the ones open finish their echoes.
-        endpoint.set_server_config(None);
-        admission.drain(&ctx.url).await;
-        endpoint.close(0u32.into(), b"server shutting down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        let handshake = QuicHandshake { validity };
+        serve_connections(QuicSource { endpoint }, handshake, limits, ctx).await;
         Ok(())
     }
 }
 
-/// One QUIC connection: handshake, then every stream and datagram it brings.
-struct Handler {
-    ctx: ServeContext,
-    /// Fires at shutdown: cheap to wait on beside the connection.
-    stop: Signal,
-    limits: Limits,
-    /// When the server's certificate is valid, for clients that say it is not.
-    validity: Option<Arc<str>>,
-    /// Held for the life of the connection; dropping it lets the next one in.
-    _slot: Slot,
+/// The endpoint as core's accept loop sees it: connections arrive as `Incoming`, a refused
+/// one is told so, and shutdown closes the endpoint after the drain.
+struct QuicSource {
+    endpoint: quinn::Endpoint,
 }
 
-/// Whether the handshake of a connection served before it completed (0.5-RTT) succeeded,
-/// once known; `None` for a connection whose handshake had completed before it was served.
-type Verdict = Option<tokio::task::JoinHandle<bool>>;
+#[async_trait]
+impl AcceptSource for QuicSource {
+    type Incoming = quinn::Incoming;
 
-impl Handler {
-    /// The handshake: counted and logged by cause when it fails or times out.
-    async fn handshake(&self, incoming: quinn::Incoming) -> Option<(quinn::Connection, Verdict)> {
-        let peer = incoming.remote_address();
-        let connecting = match incoming.accept() {
-            Ok(connecting) => connecting,
-            Err(err) => {
-                handshake_failed(&self.ctx, peer, &self.failure(&err));
-                return None;
-            }
-        };
-        // 0.5-RTT: streams a resuming client opened with early data are served before the
-        // handshake completes; the handshake itself still has to finish in time.
-        match connecting.into_0rtt() {
-            Ok((conn, accepted)) => {
-                let (watched, ctx, judge) = (conn.clone(), self.ctx.clone(), self.judge());
-                let limit = self.limits.handshake_timeout;
-                let verdict = tokio::spawn(async move {
-                    match tokio::time::timeout(limit, accepted).await {
-                        Ok(true) => true,
-                        Ok(false) => {
-                            // Closed by this server (shutting down) is nobody's failure.
-                            match watched.close_reason() {
-                                Some(quinn::ConnectionError::LocallyClosed) | None => {}
-                                Some(err) => handshake_failed(&ctx, peer, &judge(&err)),
-                            }
-                            false
-                        }
-                        Err(_) => {
-                            handshake_timed_out(&ctx, peer, limit);
-                            watched.close(0u32.into(), b"handshake timeout");
-                            false
-                        }
-                    }
-                });
-                Some((conn, Some(verdict)))
-            }
-            Err(connecting) => {
-                let judge = self.judge();
-                let done = async move { connecting.await.map_err(|e| judge(&e)) };
-                let conn = handshake(done, self.limits.handshake_timeout, &self.ctx, peer).await?;
-                Some((conn, None))
-            }
-        }
+    async fn accept(&mut self) -> io::Result<Option<(quinn::Incoming, SocketAddr)>> {
+        Ok(self.endpoint.accept().await.map(|incoming| {
+            let peer = incoming.remote_address();
+            (incoming, peer)
+        }))
     }
 
+    fn refuse(&self, incoming: quinn::Incoming) {
+        incoming.refuse();
+    }
+
+    /// QUIC has its own idle timeout (max_idle_timeout), enforced by quinn per connection.
+    fn closes_idle_connections(&self) -> bool {
+        true
+    }
+
+    fn stop_accepting(&mut self) {
+        self.endpoint.set_server_config(None);
+    }
+
+    async fn finish(self) {
+        self.endpoint.close(0u32.into(), b"server shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// The QUIC handshake of a connection, explained by cause when it fails.
+struct QuicHandshake {
+    /// When the server's certificate is valid, for clients that say it is not.
+    validity: Option<Arc<str>>,
+}
+
+impl QuicHandshake {
     /// Explains a failed handshake, with the certificate's validity when the client says it
     /// has expired.
-    fn failure(&self, err: &quinn::ConnectionError) -> HandshakeError {
-        self.judge()(err)
-    }
-
     fn judge(&self) -> impl Fn(&quinn::ConnectionError) -> HandshakeError + Send + 'static {
         let validity = self.validity.clone();
         move |err| with_validity(handshake_failure(err), validity.as_deref())
     }
+}
 
-    async fn run(self, incoming: quinn::Incoming) {
-        let stats = &self.ctx.stats;
-        let _open = stats.open_connection();
-        let (url, peer) = (&self.ctx.url, incoming.remote_address());
-        debug!(listener = %url, %peer, "accepted");
-        let Some((conn, verdict)) = self.handshake(incoming).await else {
-            return;
-        };
-        let streams = TaskTracker::new();
-        let mut stopped = self.stop.fired();
-        let end = loop {
-            tokio::select! {
-                stream = conn.accept_bi() => match stream {
-                    Ok((send, recv)) => {
-                        let (stats, url, stop) = (stats.clone(), url.clone(), self.stop.clone());
-                        streams.spawn(async move {
-                            let mut stream = QuicStream::server(send, recv);
-                            let mut conn_stats = ConnStats::default();
-                            match echo_stream(&mut stream, &stats, &mut conn_stats, &Activity::unwatched(), &stop).await {
-                                Ok(end) => debug!(listener = %url, %peer, ?end, bytes = conn_stats.bytes, "stream closed"),
-                                Err(err) => {
-                                    stats.record_error();
-                                    debug!(listener = %url, %peer, error = %err, "stream error");
-                                }
-                            }
-                        });
+#[async_trait]
+impl Handshake<quinn::Incoming> for QuicHandshake {
+    async fn handshake(
+        &self,
+        incoming: quinn::Incoming,
+        _peer: SocketAddr,
+    ) -> std::result::Result<Established, HandshakeError> {
+        let judge = self.judge();
+        let connecting = incoming.accept().map_err(|e| judge(&e))?;
+        // 0.5-RTT: streams a resuming client opened with early data are served before the
+        // handshake completes; core still holds the rest of the handshake to its timeout.
+        match connecting.into_0rtt() {
+            Ok((conn, accepted)) => {
+                let watched = conn.clone();
+                let finishing = async move {
+                    if accepted.await {
+                        return Ok(());
                     }
-                    Err(err) => break err,
-                },
-                datagram = conn.read_datagram() => match datagram {
-                    Ok(datagram) => {
-                        let n = datagram.len();
-                        stats.record_received(n);
-                        match conn.send_datagram(datagram) {
-                            Ok(()) => stats.record_sent(n),
-                            Err(err) => {
-                                stats.record_error();
-                                debug!(listener = %url, %peer, error = %err, bytes = n, "datagram not echoed");
-                            }
-                        }
+                    match watched.close_reason() {
+                        // Closed by this server (shutting down) is nobody's failure.
+                        Some(quinn::ConnectionError::LocallyClosed) | None => Ok(()),
+                        Some(err) => Err(judge(&err)),
                     }
-                    Err(err) => break err,
-                },
-                () = &mut stopped => {
-                    streams.close();
-                    streams.wait().await;
-                    conn.close(0u32.into(), b"server shutting down");
-                    break quinn::ConnectionError::LocallyClosed;
-                }
+                };
+                Ok(Established {
+                    connected: Connected::Multiplexed(Box::new(QuicConnection { conn })),
+                    finishing: Some(Box::pin(finishing)),
+                })
             }
-        };
-        streams.close();
-        streams.wait().await;
-        // A connection lost before its handshake completed was counted as a failed handshake.
-        let handshake_done = match verdict {
-            Some(verdict) => verdict.await.unwrap_or(false),
-            None => true,
-        };
-        use quinn::ConnectionError as C;
-        match end {
-            C::ApplicationClosed(_) | C::LocallyClosed | C::TimedOut => {
-                debug!(listener = %url, %peer, reason = %end, "closed");
-            }
-            _ if !handshake_done => {}
-            err => {
-                stats.record_error();
-                debug!(listener = %url, %peer, error = %err, "connection error");
+            Err(connecting) => {
+                let conn = connecting.await.map_err(|e| judge(&e))?;
+                Ok(Established {
+                    connected: Connected::Multiplexed(Box::new(QuicConnection { conn })),
+                    finishing: None,
+                })
             }
         }
+    }
+}
+
+/// A QUIC connection's streams and datagrams, for core's accept loop.
+struct QuicConnection {
+    conn: quinn::Connection,
+}
+
+#[async_trait]
+impl Multiplexed for QuicConnection {
+    async fn next(&mut self) -> Arrival {
+        let ended = tokio::select! {
+            stream = self.conn.accept_bi() => match stream {
+                Ok((send, recv)) => return Arrival::Stream(Box::new(QuicStream::server(send, recv))),
+                Err(err) => err,
+            },
+            datagram = self.conn.read_datagram() => match datagram {
+                Ok(datagram) => {
+                    let bytes = datagram.len();
+                    let echoed = self.conn.send_datagram(datagram).map_err(io::Error::other);
+                    return Arrival::Datagram { bytes, echoed };
+                }
+                Err(err) => err,
+            },
+        };
+        use quinn::ConnectionError as C;
+        let error = match ended {
+            C::ApplicationClosed(_) | C::LocallyClosed | C::TimedOut => None,
+            err => Some(err.to_string()),
+        };
+        Arrival::Closed { error }
+    }
+
+    fn close(&mut self, reason: &str) {
+        self.conn.close(0u32.into(), reason.as_bytes());
     }
 }

@@ -1,45 +1,47 @@
-//! The TCP echo server: accepting sockets, everything else is the shared stream listener.
+//! The TCP echo server: accepting sockets; everything else is core's accept loop.
 
 use std::io;
 use std::net::SocketAddr;
 
-use echotool_core::listener::{Accept, Plain, serve_streams};
+use echotool_core::accept::{AcceptSource, Plain, serve_connections};
 use echotool_core::{Result, ServeContext, Server, ServerOptions, async_trait};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Accepts TCP connections for [`serve_streams`]; TLS uses it too and adds the handshake.
+/// Accepts TCP connections for core's [`serve_connections`]; TLS uses it too and adds the
+/// handshake.
 #[derive(Debug)]
 pub struct TcpAcceptor {
-    listener: TcpListener,
+    /// `None` once shutdown began: dropping the socket refuses newcomers at once.
+    listener: Option<TcpListener>,
     nodelay: bool,
 }
 
 impl TcpAcceptor {
     /// Accepts from `listener`, setting TCP_NODELAY on each connection when `nodelay`.
     pub fn new(listener: TcpListener, nodelay: bool) -> Self {
-        TcpAcceptor { listener, nodelay }
-    }
-
-    /// Accepts one TCP connection with the socket options applied.
-    pub async fn accept_tcp(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = self.listener.accept().await?;
-        // Not fatal: the connection works without it, only slower for small messages.
-        let _ = stream.set_nodelay(self.nodelay);
-        Ok((stream, peer))
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        TcpAcceptor {
+            listener: Some(listener),
+            nodelay,
+        }
     }
 }
 
 #[async_trait]
-impl Accept for TcpAcceptor {
-    type Conn = TcpStream;
+impl AcceptSource for TcpAcceptor {
+    type Incoming = TcpStream;
 
-    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_tcp().await
+    async fn accept(&mut self) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+        let Some(listener) = &self.listener else {
+            return Ok(None);
+        };
+        let (stream, peer) = listener.accept().await?;
+        // Not fatal: the connection works without it, only slower for small messages.
+        let _ = stream.set_nodelay(self.nodelay);
+        Ok(Some((stream, peer)))
+    }
+
+    fn stop_accepting(&mut self) {
+        self.listener = None;
     }
 }
 
@@ -72,7 +74,7 @@ impl Server for TcpServer {
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
-        serve_streams(self.acceptor, Plain, self.opts.limits, ctx).await;
+        serve_connections(self.acceptor, Plain, self.opts.limits, ctx).await;
         Ok(())
     }
 }

@@ -1,10 +1,11 @@
-//! The TLS echo server: the TCP acceptor plus a handshake, and the shared stream listener.
+//! The TLS echo server: the TCP acceptor plus a handshake; everything else is core's accept
+//! loop.
 
 use std::net::SocketAddr;
 
-use echotool_core::listener::{Upgrade, serve_streams};
+use echotool_core::accept::{Established, Handshake, serve_connections};
 use echotool_core::{
-    BoxStream, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
+    HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
     TlsClientOptions, async_trait,
 };
 use echotool_tcp::TcpAcceptor;
@@ -25,12 +26,12 @@ struct TlsHandshake {
 }
 
 #[async_trait]
-impl Upgrade<TcpStream> for TlsHandshake {
-    async fn upgrade(
+impl Handshake<TcpStream> for TlsHandshake {
+    async fn handshake(
         &self,
         conn: TcpStream,
         peer: SocketAddr,
-    ) -> std::result::Result<BoxStream, HandshakeError> {
+    ) -> std::result::Result<Established, HandshakeError> {
         let stream = self.tls.accept(conn).await.map_err(|e| {
             let failure = judge_io(
                 &e,
@@ -40,12 +41,12 @@ impl Upgrade<TcpStream> for TlsHandshake {
             );
             echotool_secure::explain::with_validity(failure, self.validity.as_deref())
         })?;
-        Ok(Box::new(TlsByteStream::new(
+        Ok(Established::stream(Box::new(TlsByteStream::new(
             stream,
             Side::Server,
             peer.to_string(),
             TlsClientOptions::default(),
-        )))
+        ))))
     }
 }
 
@@ -98,7 +99,7 @@ impl Server for TlsServer {
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
-        serve_streams(self.tcp, self.handshake, self.limits, ctx).await;
+        serve_connections(self.tcp, self.handshake, self.limits, ctx).await;
         Ok(())
     }
 }

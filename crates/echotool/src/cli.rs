@@ -487,8 +487,8 @@ fn serve_defaults(c: clap::Command) -> clap::Command {
 }
 
 fn connect_defaults(c: clap::Command) -> clap::Command {
-    use echotool_core::session::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT, SessionOptions};
-    let session = SessionOptions::new("", echotool_core::session::Feed::Lines);
+    use echotool_core::client::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT, SessionOptions};
+    let session = SessionOptions::new("", echotool_core::client::Feed::Lines);
     c.mut_arg("timeout", |a| {
         shows_default(
             a,
@@ -504,7 +504,7 @@ fn connect_defaults(c: clap::Command) -> clap::Command {
 }
 
 fn bench_defaults(c: clap::Command, registry: &Registry) -> clap::Command {
-    use echotool_core::session::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT};
+    use echotool_core::client::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT};
     let defaults = BenchOptions::default();
     let per_scenario = |pick: fn((usize, usize, usize)) -> String| {
         let each: Vec<String> = Scenario::ALL

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::Result;
-use echotool_core::session::{Feed, SessionOptions, default_echo_timeout, run_session};
+use echotool_core::client::{Feed, SessionOptions, default_echo_timeout, run_session};
 use echotool_core::{
     Binding, ClientOptions, HostPort, Kind, Registry, SocketOptions, TlsClientOptions, Transport,
 };

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
-use echotool_core::server::{ListenSpec, bind_all, start};
+use echotool_core::servers::{ListenSpec, bind_all, start};
 use echotool_core::{OnLimit, Registry, ServerOptions, StatsSnapshot};
 
 use tracing::info;

@@ -14,9 +14,9 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_util::sync::CancellationToken;
 
-/// A one-shot broadcast: once fired, every [`Signal::fired`] future resolves.
+/// A one-shot broadcast: once fired, every [`Latch::fired`] future resolves.
 #[derive(Clone, Default)]
-pub struct Signal {
+pub struct Latch {
     inner: Arc<Inner>,
 }
 
@@ -27,7 +27,7 @@ struct Inner {
     waiters: Mutex<HashMap<u64, Waker>>,
 }
 
-impl Signal {
+impl Latch {
     /// A signal that has not fired.
     pub fn new() -> Self {
         Self::default()
@@ -35,7 +35,7 @@ impl Signal {
 
     /// A signal that fires when `token` is cancelled (needs a tokio runtime).
     pub fn following(token: &CancellationToken) -> Self {
-        let signal = Signal::new();
+        let signal = Latch::new();
         let (token, fire) = (token.clone(), signal.clone());
         tokio::spawn(async move {
             token.cancelled().await;
@@ -72,7 +72,7 @@ impl Signal {
     }
 }
 
-/// Resolves once its [`Signal`] has fired.
+/// Resolves once its [`Latch`] has fired.
 pub struct Fired {
     inner: Arc<Inner>,
     key: u64,
@@ -126,7 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_every_waiter_and_late_ones_resolve_at_once() {
-        let signal = Signal::new();
+        let signal = Latch::new();
         let waiters: Vec<_> = (0..10).map(|_| tokio::spawn(signal.fired())).collect();
         tokio::task::yield_now().await;
         assert!(!signal.is_fired());
@@ -143,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropped_waiters_unregister() {
-        let signal = Signal::new();
+        let signal = Latch::new();
         let mut fut = Box::pin(signal.fired());
         let waker = futures_waker();
         let mut cx = Context::from_waker(&waker);
