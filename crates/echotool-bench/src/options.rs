@@ -67,7 +67,8 @@ impl FromStr for Scenario {
 /// Everything that shapes a benchmark run.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    /// Protocols to measure, by registry name. Ignored with `target`.
+    /// Protocols to measure, by registry name; empty measures the registry's
+    /// [`echotool_core::Registry::compared`]. Ignored with `target`.
     pub protocols: Vec<String>,
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
@@ -88,7 +89,7 @@ pub struct BenchOptions {
     pub rate: Option<f64>,
     /// Measure this external echo server instead of starting embedded ones.
     pub target: Option<Endpoint>,
-    /// How clients dial (TLS trust for a target, timeouts).
+    /// How clients dial (trust for a secure target, timeouts).
     pub client: ClientOptions,
     /// How long an echo may take, from when its message left, before it counts as lost
     /// (datagrams) or fails its connection (streams); `None` uses each kind's default
@@ -105,7 +106,7 @@ pub struct BenchOptions {
 impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions {
-            protocols: vec!["tcp".into(), "udp".into(), "tls".into(), "quic".into()],
+            protocols: Vec::new(),
             scenarios: Scenario::ALL.to_vec(),
             conns: None,
             sizes: Vec::new(),

@@ -25,7 +25,7 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
         reason: e,
     };
     // One panel per kind of measurement (latency, throughput, setup, first-echo) and size; set-up
-    // variants (tls full and resumed, quic 1-rtt and 0-rtt) are curves in the same panel.
+    // variants (a full and a resumed handshake, say) are curves in the same panel.
     let base = |scenario: &str| scenario.split('/').next().unwrap_or(scenario).to_string();
     let label = |row: &crate::Row| match row.scenario.split_once('/') {
         Some((_, variant)) => format!("{} {variant}", row.protocol),

@@ -55,9 +55,14 @@ pub struct Parameters {
 }
 
 impl Parameters {
-    pub(crate) fn from_options(opts: &BenchOptions) -> Self {
+    /// The parameters of a run of `opts` against `targets`, measuring `protocols`.
+    pub(crate) fn new(
+        opts: &BenchOptions,
+        targets: &[crate::runner::Target],
+        protocols: Vec<String>,
+    ) -> Self {
         Parameters {
-            protocols: opts.protocols.clone(),
+            protocols,
             scenarios: opts
                 .scenarios
                 .iter()
@@ -67,13 +72,11 @@ impl Parameters {
             warmup_s: opts.warmup.as_secs_f64(),
             runs: opts.runs,
             rate: opts.rate,
-            target: opts.target.as_ref().map(|t| {
-                format!(
-                    "{}://{}",
-                    t.proto.as_deref().unwrap_or("tcp"),
-                    t.host_port("127.0.0.1", echotool_core::DEFAULT_PORT)
-                )
-            }),
+            target: opts
+                .target
+                .as_ref()
+                .and(targets.first())
+                .map(|t| t.url.clone()),
             echo_timeout_ms: opts.echo_timeout.map(|t| t.as_millis()),
         }
     }
@@ -156,7 +159,7 @@ impl Row {
         }
     }
 
-    /// `udp latency 64 B`: the row as findings name it.
+    /// `PROTOCOL latency 64 B`: the row as findings name it.
     fn label(&self) -> String {
         format!("{} {} {}", self.protocol, self.scenario, bytes(self.size))
     }
@@ -230,7 +233,7 @@ pub struct ServerSummary {
     pub bytes_out: u64,
     /// Connection errors.
     pub errors: u64,
-    /// Handshakes that failed (TLS, QUIC), by any cause.
+    /// Handshakes that failed, by any cause.
     pub failed_handshakes: u64,
 }
 
@@ -608,7 +611,7 @@ mod tests {
             echotool_version: "0".into(),
             machine: Machine::current(),
             threads: crate::cpus::plan(false, false),
-            parameters: Parameters::from_options(&BenchOptions::default()),
+            parameters: Parameters::new(&BenchOptions::default(), &[], Vec::new()),
             rows,
             servers: Vec::new(),
             interrupted: None,

@@ -17,9 +17,10 @@ use crate::tally::Tally;
 use crate::{BenchError, BenchOptions, Machine, Scenario, Shape};
 
 /// One server to measure.
-struct Target {
+pub(crate) struct Target {
     name: String,
-    url: String,
+    /// The server as a URL, for reports.
+    pub(crate) url: String,
     transport: Arc<dyn Transport>,
     addr: HostPort,
     client: ClientOptions,
@@ -87,7 +88,7 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
         echotool_version: env!("CARGO_PKG_VERSION").to_string(),
         machine: Machine::current(),
         threads: plan,
-        parameters: Parameters::from_options(opts),
+        parameters: Parameters::new(opts, &targets, protocols(registry, opts)),
         rows,
         servers,
         interrupted: opts.interrupt.reason(),
@@ -98,6 +99,14 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     Ok(report)
 }
 
+/// The protocols measured: those asked for, or every one the registry compares by default.
+fn protocols(registry: &Registry, opts: &BenchOptions) -> Vec<String> {
+    match opts.protocols.is_empty() {
+        true => registry.compared().iter().map(|p| p.to_string()).collect(),
+        false => opts.protocols.clone(),
+    }
+}
+
 /// Every measurement of a target: each shape that applies, in each set-up variant.
 fn plans(target: &Target, shapes: &[Shape]) -> Vec<(Shape, Option<&'static str>, bool)> {
     shapes
@@ -106,14 +115,15 @@ fn plans(target: &Target, shapes: &[Shape]) -> Vec<(Shape, Option<&'static str>,
         .filter(|s| !(s.scenario == Scenario::Setup && target.transport.kind() == Kind::Datagram))
         .flat_map(|shape| {
             // Set-up on a transport that can resume sessions is measured once fresh and once
-            // resumed (TLS full/resumed, QUIC 1-RTT/0-RTT).
-            let variants = match (shape.scenario, target.transport.setup_kinds()) {
-                (Scenario::Setup, Some([fresh, resumed])) => {
-                    vec![(Some(fresh), false), (Some(resumed), true)]
-                }
-                (Scenario::Setup, None) => vec![(None, false)],
-                _ => vec![(None, true)],
-            };
+            // resumed, as the transport names its variants.
+            let variants: Vec<(Option<&'static str>, bool)> =
+                match (shape.scenario, target.transport.setup_variants()) {
+                    (Scenario::Setup, []) => vec![(None, false)],
+                    (Scenario::Setup, variants) => {
+                        variants.iter().map(|v| (Some(v.name), v.resume)).collect()
+                    }
+                    _ => vec![(None, true)],
+                };
             variants.into_iter().map(|(v, r)| (*shape, v, r))
         })
         .collect()
@@ -225,7 +235,11 @@ fn external_target(
     endpoint: &Endpoint,
     opts: &BenchOptions,
 ) -> Result<Target, BenchError> {
-    let proto = endpoint.proto.as_deref().unwrap_or("tcp");
+    let proto = endpoint
+        .proto
+        .as_deref()
+        .or(registry.default_protocol())
+        .unwrap_or_default();
     let (transport, addr) = registry.locate(Some(endpoint), proto)?;
     Ok(Target {
         name: transport.name().to_string(),
@@ -245,7 +259,7 @@ fn embedded_targets(
     let server_rt = cpus::runtime("bench-server", plan.server_threads, &plan.server_cpus)
         .map_err(io_err("starting the server runtime"))?;
     let mut specs = Vec::new();
-    for name in &opts.protocols {
+    for name in &protocols(registry, opts) {
         let transport = registry.get(name)?;
         let mut options = ServerOptions::default();
         options.datagram.workers = Some(plan.server_threads.max(1));
@@ -262,12 +276,10 @@ fn embedded_targets(
     let bound = server_rt.block_on(bind_all(&specs))?;
     let mut targets = Vec::new();
     for (spec, listener) in specs.iter().zip(&bound) {
+        // The embedded servers may have throwaway credentials: the client trusts exactly
+        // those.
         let mut client = opts.client.clone();
-        // The embedded TLS-like servers use throwaway certificates: trust exactly that one.
-        if let Some(pin) = &listener.certificate_pin {
-            client.tls.pin = Some(pin.clone());
-            client.tls.insecure = false;
-        }
+        listener.introduce(&mut client);
         targets.push(Target {
             name: spec.transport.name().to_string(),
             url: listener.url.clone(),

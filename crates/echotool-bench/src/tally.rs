@@ -193,7 +193,7 @@ pub struct Figures {
     pub unsent: u64,
     /// Open loop: messages actually sent per second in the window.
     pub sent_per_sec: Option<f64>,
-    /// Set-ups that resumed an earlier session (TLS tickets, QUIC 0-RTT).
+    /// Set-ups that resumed an earlier session (session tickets, 0-RTT).
     pub resumed: u64,
     /// The first altered echo, described.
     pub first_mismatch: Option<String>,

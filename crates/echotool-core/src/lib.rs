@@ -43,7 +43,8 @@ pub use servers::ServeContext;
 pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{
-    Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server, Transport,
+    Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server,
+    SetupVariant, Transport,
 };
 
 /// Re-exported so transport crates implement [`Transport`] with the same macro version.

@@ -9,6 +9,8 @@ use crate::{Endpoint, Error, HostPort, Result, Transport, endpoint::DEFAULT_PORT
 #[derive(Clone, Default)]
 pub struct Registry {
     transports: Vec<Arc<dyn Transport>>,
+    /// Names of the variants: transports measured only when named (`tcp4`, `tcp6`).
+    variants: Vec<&'static str>,
 }
 
 impl Registry {
@@ -17,11 +19,37 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds a transport; a later one with the same name replaces the earlier.
+    /// Adds a transport, compared by default in `echotool bench`; a later one with the same
+    /// name replaces the earlier.
     pub fn register(&mut self, transport: impl Transport) -> &mut Self {
+        self.variants.retain(|v| *v != transport.name());
         self.transports.retain(|t| t.name() != transport.name());
         self.transports.push(Arc::new(transport));
         self
+    }
+
+    /// Adds a variant of a transport already registered (`tcp4` and `tcp6` of `tcp`): usable
+    /// everywhere, but compared only when named.
+    pub fn register_variant(&mut self, transport: impl Transport) -> &mut Self {
+        let name = transport.name();
+        self.register(transport);
+        self.variants.push(name);
+        self
+    }
+
+    /// The transports `echotool bench` compares when none are named: every one but the
+    /// variants, in registration order.
+    pub fn compared(&self) -> Vec<&'static str> {
+        self.names()
+            .into_iter()
+            .filter(|n| !self.variants.contains(n))
+            .collect()
+    }
+
+    /// The protocol of an address given without a scheme where no `--proto` applies: the
+    /// first transport registered.
+    pub fn default_protocol(&self) -> Option<&'static str> {
+        self.transports.first().map(|t| t.name())
     }
 
     /// The transport called `name` (case-insensitive).

@@ -173,10 +173,15 @@ pub struct BoundListener {
     pub notes: Vec<String>,
     /// The address actually bound.
     pub local_addr: std::net::SocketAddr,
-    /// The server certificate's fingerprint, for transports with certificates.
-    pub certificate_pin: Option<String>,
     kind: Kind,
     server: Box<dyn Server>,
+}
+
+impl BoundListener {
+    /// Adjusts a client's options so that it trusts this server ([`Server::introduce`]).
+    pub fn introduce(&self, client: &mut crate::ClientOptions) {
+        self.server.introduce(client);
+    }
 }
 
 /// Binds every listener, in order. Listeners that conflict ([`find_conflict`]) are refused
@@ -212,7 +217,6 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
             url,
             notes: server.notes(),
             local_addr,
-            certificate_pin: server.certificate_pin(),
             kind: spec.transport.kind(),
             server,
         });

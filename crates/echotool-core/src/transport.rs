@@ -63,11 +63,11 @@ pub trait Transport: Send + Sync + 'static {
         &Setting::ALL
     }
 
-    /// For benchmarks: what a fresh and a resumed connection set-up are called, when dialing
-    /// with [`ClientOptions::resume`] makes a difference (TLS: `full` and `resumed`; QUIC:
-    /// `1-rtt` and `0-rtt`). `None` when there is only one way.
-    fn setup_kinds(&self) -> Option<[&'static str; 2]> {
-        None
+    /// For benchmarks: the ways a connection can be set up, each measured as a row of its own
+    /// (TLS: a `full` handshake and a `resumed` one; QUIC: `1-rtt` and `0-rtt`). Empty when
+    /// there is only one way.
+    fn setup_variants(&self) -> &'static [SetupVariant] {
+        &[]
     }
 
     /// Checks settings without binding anything (`echotool config check`): certificate files
@@ -84,6 +84,16 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Connects to a server (including any handshake) within `opts.connect_timeout`.
     async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection>;
+}
+
+/// One way of setting up a connection, for the benchmark's set-up rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetupVariant {
+    /// Its name in reports: `full`, `resumed`, `1-rtt`, `0-rtt`.
+    pub name: &'static str,
+    /// Dial with [`ClientOptions::resume`] (a session ticket, 0-RTT), after one connection that
+    /// leaves a session to resume.
+    pub resume: bool,
 }
 
 /// Whether a transport carries byte streams or datagrams.
@@ -127,11 +137,10 @@ pub trait Server: Send {
         Vec::new()
     }
 
-    /// The SHA-256 fingerprint (`sha256:HEX`) of the certificate this server presents, for
-    /// transports that have one; clients can trust it with a pin (the benchmark does).
-    fn certificate_pin(&self) -> Option<String> {
-        None
-    }
+    /// Adjusts a client's options so that it trusts this very server: a server with a
+    /// throwaway certificate has its client pin that certificate. The benchmark dials its
+    /// embedded servers this way. By default there is nothing to trust.
+    fn introduce(&self, _client: &mut ClientOptions) {}
 
     /// Echoes until `ctx.shutdown` is cancelled, then drains and returns.
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()>;

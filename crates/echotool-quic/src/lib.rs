@@ -30,7 +30,7 @@ use std::time::Duration;
 use echotool_core::resolve::resolve;
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server,
-    ServerOptions, Setting, Transport, async_trait,
+    ServerOptions, Setting, SetupVariant, Transport, async_trait,
 };
 use echotool_secure::ClientConfigs;
 use echotool_secure::config::{QUIC, ephemeral_names, server_config};
@@ -55,8 +55,17 @@ impl Transport for QuicTransport {
         "QUIC (quinn, TLS 1.3, ALPN echo): a stream per echo, or datagrams with --datagram"
     }
 
-    fn setup_kinds(&self) -> Option<[&'static str; 2]> {
-        Some(["1-rtt", "0-rtt"])
+    fn setup_variants(&self) -> &'static [SetupVariant] {
+        &[
+            SetupVariant {
+                name: "1-rtt",
+                resume: false,
+            },
+            SetupVariant {
+                name: "0-rtt",
+                resume: true,
+            },
+        ]
     }
 
     fn secure(&self) -> bool {

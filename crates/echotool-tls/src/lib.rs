@@ -15,7 +15,7 @@ pub use server::TlsServer;
 
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions,
-    Setting, Transport, async_trait,
+    Setting, SetupVariant, Transport, async_trait,
 };
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
@@ -42,8 +42,17 @@ impl Transport for TlsTransport {
         "TLS 1.2/1.3 over TCP (rustls); a throwaway certificate unless --cert/--key"
     }
 
-    fn setup_kinds(&self) -> Option<[&'static str; 2]> {
-        Some(["full", "resumed"])
+    fn setup_variants(&self) -> &'static [SetupVariant] {
+        &[
+            SetupVariant {
+                name: "full",
+                resume: false,
+            },
+            SetupVariant {
+                name: "resumed",
+                resume: true,
+            },
+        ]
     }
 
     fn secure(&self) -> bool {

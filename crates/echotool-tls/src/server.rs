@@ -94,8 +94,13 @@ impl Server for TlsServer {
         self.notes.clone()
     }
 
-    fn certificate_pin(&self) -> Option<String> {
-        self.pin.clone()
+    /// A client of this server pins its certificate (the benchmark's embedded servers make
+    /// throwaway ones).
+    fn introduce(&self, client: &mut echotool_core::ClientOptions) {
+        if let Some(pin) = &self.pin {
+            client.tls.pin = Some(pin.clone());
+            client.tls.insecure = false;
+        }
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {

@@ -514,8 +514,7 @@ fn bench_defaults(c: clap::Command, registry: &Registry) -> clap::Command {
         format!("per scenario: {}", each.join(", "))
     };
     let scenarios: Vec<&str> = defaults.scenarios.iter().map(|s| s.name()).collect();
-    let _ = registry;
-    c.mut_arg("proto", |a| shows_default(a, defaults.protocols.join(",")))
+    c.mut_arg("proto", |a| shows_default(a, registry.compared().join(",")))
         .mut_arg("scenario", |a| shows_default(a, scenarios.join(",")))
         .mut_arg("conns", |a| {
             shows_default(a, per_scenario(|d| d.0.to_string()))

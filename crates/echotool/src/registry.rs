@@ -7,8 +7,8 @@ pub fn all() -> Registry {
     let mut registry = Registry::new();
     registry
         .register(echotool_tcp::TcpTransport::any())
-        .register(echotool_tcp::TcpTransport::v4())
-        .register(echotool_tcp::TcpTransport::v6())
+        .register_variant(echotool_tcp::TcpTransport::v4())
+        .register_variant(echotool_tcp::TcpTransport::v6())
         .register(echotool_udp::UdpTransport)
         .register(echotool_tls::TlsTransport::default())
         .register(echotool_quic::QuicTransport::default());

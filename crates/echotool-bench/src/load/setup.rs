@@ -69,7 +69,7 @@ pub async fn setup(
 }
 
 /// Sends one message and reads its echo (returning it and when it arrived), then closes in an
-/// orderly way (TLS close_notify, TCP FIN) so the server does not count an abrupt end as an
+/// orderly way (a close_notify, a FIN) so the server does not count an abrupt end as an
 /// error.
 async fn one_echo(channel: Channel, msg: &[u8]) -> io::Result<(Vec<u8>, Instant)> {
     let mut echo = vec![0u8; msg.len()];

@@ -26,7 +26,7 @@ pub async fn stream_echo(stream: BoxStream, drive: Drive, window: Window) -> Tal
     }
     std::future::poll_fn(|cx| driver.poll(cx)).await;
     if driver.tally.errors == 0 {
-        // An orderly end (TLS close_notify, TCP FIN, QUIC FIN), and the server's end in turn,
+        // An orderly end (a close_notify, a FIN), and the server's end in turn,
         // so the server does not count an abrupt close as an error.
         let close = async {
             driver.stream.shutdown().await?;
@@ -65,7 +65,7 @@ struct StreamDriver {
     /// The message being written and how much of it has gone out (`out.len()`: none).
     out: Vec<u8>,
     out_sent: usize,
-    /// Written but not yet flushed (TLS may hold written data until flushed).
+    /// Written but not yet flushed (an encrypting stream may hold written data until flushed).
     unflushed: bool,
     /// The echo being read and how much of it has arrived.
     echo: Vec<u8>,
