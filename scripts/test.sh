@@ -51,4 +51,12 @@ export ECHOTOOL_TEST_PYTHON
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The transports are cargo features: an echotool with TCP and UDP only builds without rustls,
+# aws-lc or quinn.
+cargo check -p echotool --locked --no-default-features --features tcp,udp
+if cargo tree -p echotool --locked --no-default-features --features tcp,udp -e normal |
+  grep -E 'rustls|aws-lc|quinn'; then
+  echo "error: the tcp,udp build still depends on the crates above" >&2
+  exit 1
+fi
 cargo test --workspace --locked

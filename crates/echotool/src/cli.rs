@@ -70,6 +70,7 @@ pub enum Command {
     ///
     /// The server certificate is valid for localhost, 127.0.0.1 and ::1 plus every --san.
     /// Private keys are written with mode 0600. Existing files are kept unless --force.
+    #[cfg(feature = "secure")]
     Certs(CertsArgs),
     /// Work with config files: `echotool config check FILE` validates one without binding.
     #[command(subcommand)]

@@ -4,6 +4,7 @@
 //! registry and calls the libraries. Behaviour lives in `echotool-core` and the transport crates.
 
 mod bench;
+#[cfg(feature = "secure")]
 mod certs;
 mod cli;
 mod connect;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             let _ = logging::init(&cli.log, None);
             bench::run(&registry, args, cli.log.quiet > 0)
         }
+        #[cfg(feature = "secure")]
         Command::Certs(args) => {
             let _ = logging::init(&cli.log, None);
             certs::run(args)
@@ -77,12 +79,16 @@ fn version(registry: &echotool_core::Registry) {
         env!("ECHOTOOL_PROFILE")
     );
     println!("transports: {}", registry.names().join(", "));
-    println!("rustls {}", env!("ECHOTOOL_DEP_RUSTLS"));
-    println!(
-        "crypto provider: aws-lc-rs {} (AWS-LC via aws-lc-sys {})",
-        env!("ECHOTOOL_DEP_AWS_LC_RS"),
-        env!("ECHOTOOL_DEP_AWS_LC_SYS")
-    );
+    #[cfg(feature = "secure")]
+    {
+        println!("rustls {}", env!("ECHOTOOL_DEP_RUSTLS"));
+        println!(
+            "crypto provider: aws-lc-rs {} (AWS-LC via aws-lc-sys {})",
+            env!("ECHOTOOL_DEP_AWS_LC_RS"),
+            env!("ECHOTOOL_DEP_AWS_LC_SYS")
+        );
+    }
+    #[cfg(feature = "quic")]
     println!("quinn {}", env!("ECHOTOOL_DEP_QUINN"));
     println!("tokio {}", env!("ECHOTOOL_DEP_TOKIO"));
 }
