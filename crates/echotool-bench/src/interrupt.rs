@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use echotool_core::CancellationToken;
+use echotool_core::lock_ignoring_poison;
 
 /// A request to stop a benchmark run early, shared between whoever catches the signal and
 /// the run.
@@ -22,17 +23,14 @@ impl Interrupt {
     /// Stops the run; `reason` (e.g. `SIGINT`) goes into the report. Only the first reason
     /// is kept.
     pub fn trigger(&self, reason: &str) {
-        let mut kept = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = lock_ignoring_poison(&self.reason);
         kept.get_or_insert_with(|| reason.to_string());
         self.token.cancel();
     }
 
     /// Why the run was stopped, if it was.
     pub fn reason(&self) -> Option<String> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock_ignoring_poison(&self.reason).clone()
     }
 
     /// Whether the run was stopped.

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{BenchError, Report};
+use crate::report::bytes;
+use crate::{BenchError, Report, Row};
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -24,42 +25,81 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
         path: path.display().to_string(),
         reason: e,
     };
-    // One panel per kind of measurement (latency, throughput, setup, first-echo) and size; set-up
-    // variants (a full and a resumed handshake, say) are curves in the same panel.
-    let base = |scenario: &str| scenario.split('/').next().unwrap_or(scenario).to_string();
-    let label = |row: &crate::Row| match row.scenario.split_once('/') {
+    let layout = Layout::of(report);
+    let panels = layout.panels.len().max(1);
+    let root = SVGBackend::new(path, (900, 420 * panels as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let areas = root.split_evenly((panels, 1));
+    for (panel, area) in layout.panels.iter().zip(areas.iter()) {
+        layout.draw(panel, area).map_err(err)?;
+    }
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// One panel per kind of measurement (latency, throughput, setup, first-echo) and size; set-up
+/// variants (a full and a resumed handshake, say) are curves in the same panel, and every curve
+/// label has one colour in every panel.
+struct Layout<'a> {
+    measured: Vec<&'a Row>,
+    panels: Vec<(String, usize)>,
+    labels: Vec<String>,
+}
+
+/// `setup/full` → `setup`.
+fn base(scenario: &str) -> &str {
+    scenario.split('/').next().unwrap_or(scenario)
+}
+
+/// A row's curve label: the protocol, and its set-up variant.
+fn label(row: &Row) -> String {
+    match row.scenario.split_once('/') {
         Some((_, variant)) => format!("{} {variant}", row.protocol),
         None => row.protocol.clone(),
-    };
-    let measured: Vec<&crate::Row> = report
-        .rows
-        .iter()
-        .filter(|r| !r.median.curve.is_empty())
-        .collect();
-    let mut panels: Vec<(String, usize)> = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
-    for row in &measured {
-        let key = (base(&row.scenario), row.size);
-        if !panels.contains(&key) {
-            panels.push(key);
+    }
+}
+
+impl<'a> Layout<'a> {
+    fn of(report: &'a Report) -> Self {
+        let measured: Vec<&Row> = report
+            .rows
+            .iter()
+            .filter(|r| !r.median.curve.is_empty())
+            .collect();
+        let (mut panels, mut labels) = (Vec::new(), Vec::new());
+        for row in &measured {
+            let key = (base(&row.scenario).to_string(), row.size);
+            if !panels.contains(&key) {
+                panels.push(key);
+            }
+            let name = label(row);
+            if !labels.contains(&name) {
+                labels.push(name);
+            }
         }
-        let name = label(row);
-        if !labels.contains(&name) {
-            labels.push(name);
+        Layout {
+            measured,
+            panels,
+            labels,
         }
     }
-    // One colour per curve label, the same in every panel.
-    let color_of = |name: &str| {
-        let i = labels.iter().position(|l| l == name).unwrap_or(0);
+
+    fn color_of(&self, name: &str) -> RGBColor {
+        let i = self.labels.iter().position(|l| l == name).unwrap_or(0);
         PALETTE[i % PALETTE.len()]
-    };
-    let root = SVGBackend::new(path, (900, 420 * panels.len().max(1) as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let areas = root.split_evenly((panels.len().max(1), 1));
-    for ((scenario, size), area) in panels.iter().zip(areas.iter()) {
-        let rows: Vec<&&crate::Row> = measured
+    }
+
+    /// Draws one panel's curves into `area`.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        (scenario, size): &(String, usize),
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        let rows: Vec<&Row> = self
+            .measured
             .iter()
-            .filter(|r| base(&r.scenario) == *scenario && r.size == *size)
+            .filter(|r| base(&r.scenario) == scenario && r.size == *size)
+            .copied()
             .collect();
         let (lo, hi) = rows
             .iter()
@@ -71,19 +111,14 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
             "first-echo" => "time to the first echo",
             _ => "round trip",
         };
+        let caption = format!("{scenario}, {}: {what} by percentile", bytes(*size));
         let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!(
-                    "{scenario}, {}: {what} by percentile",
-                    crate::report::bytes(*size)
-                ),
-                ("sans-serif", 20),
-            )
+            .caption(caption, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..5.2f64, (lo..hi).log_scale())
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("percentile")
@@ -93,10 +128,10 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
             .y_labels(6)
             .y_label_formatter(&|us| format!("{us:.0}"))
             .draw()
-            .map_err(|e| err(e.to_string()))?;
-        for row in &rows {
+            .map_err(err)?;
+        for row in rows {
             let name = label(row);
-            let color = color_of(&name);
+            let color = self.color_of(&name);
             let points = row
                 .median
                 .curve
@@ -108,7 +143,7 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
                 });
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
+                .map_err(err)?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -120,9 +155,8 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(err)
     }
-    root.present().map_err(|e| err(e.to_string()))
 }
 
 /// 0 → "0", 1 → "90", 2 → "99", 3 → "99.9", ...

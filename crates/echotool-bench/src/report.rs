@@ -138,6 +138,9 @@ impl Row {
         if median.first_mismatch.is_none() {
             median.first_mismatch = runs.iter().find_map(|r| r.first_mismatch.clone());
         }
+        if median.first_error.is_none() {
+            median.first_error = runs.iter().find_map(|r| r.first_error.clone());
+        }
         let spread_pct = (runs.len() > 1 && median.messages_per_sec > 0.0).then(|| {
             let lo = runs[order[0]].messages_per_sec;
             let hi = runs[order[order.len() - 1]].messages_per_sec;
@@ -194,6 +197,13 @@ impl Row {
         }
         notes
     }
+}
+
+/// One column of the table: its title, its alignment, and how a row fills it.
+struct Column {
+    title: &'static str,
+    left: bool,
+    cell: Box<dyn Fn(&Row) -> String>,
 }
 
 /// Below this many latencies a row is flagged: p99 does not exist yet.
@@ -305,9 +315,10 @@ impl Report {
             }
             if f.errors > 0 {
                 findings.push(Finding::note(format!(
-                    "{label}: {} {} (failed connections, stalled echoes or I/O errors)",
+                    "{label}: {} {} (failed connections, stalled echoes or I/O errors){}",
                     f.errors,
-                    plural(f.errors, "error", "errors")
+                    plural(f.errors, "error", "errors"),
+                    first_error(f)
                 )));
             }
             if f.samples < FEW_SAMPLES {
@@ -378,71 +389,13 @@ impl Report {
 
     /// The side-by-side table people read.
     pub fn table(&self) -> String {
-        let mut cells: Vec<Vec<String>> = vec![
-            [
-                "protocol", "scenario", "conns", "size", "depth", "msgs/s", "MB/s", "p50", "p90",
-                "p99", "p99.9", "max", "errors", "mismatch", "lost", "late",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        ];
-        let runs = self.parameters.runs;
-        if runs > 1 {
-            cells[0].push("spread".into());
+        let columns = self.columns();
+        let mut cells: Vec<Vec<String>> =
+            vec![columns.iter().map(|c| c.title.to_string()).collect()];
+        for row in &self.rows {
+            cells.push(columns.iter().map(|c| (c.cell)(row)).collect());
         }
-        let noted = self.rows.iter().any(|r| !r.notes().is_empty());
-        if noted {
-            cells[0].push("notes".into());
-        }
-        for r in &self.rows {
-            let f = &r.median;
-            let p = f.rtt_us;
-            // Only datagrams can be lost or late; a dash says "cannot happen" rather than 0.
-            let datagram_count = |n: u64| match r.datagram || n > 0 {
-                true => n.to_string(),
-                false => "-".into(),
-            };
-            let mut line = vec![
-                r.protocol.clone(),
-                r.scenario.clone(),
-                r.conns.to_string(),
-                bytes(r.size),
-                if r.rate.is_some() {
-                    "open".into()
-                } else {
-                    r.depth.to_string()
-                },
-                thousands(f.messages_per_sec),
-                // Set-up moves no payload worth a rate.
-                if r.scenario.starts_with("setup") {
-                    "-".into()
-                } else {
-                    format!("{:.2}", f.mb_per_sec)
-                },
-                micros(p.p50),
-                micros(p.p90),
-                micros(p.p99),
-                micros(p.p999),
-                micros(p.max),
-                f.errors.to_string(),
-                f.mismatches.to_string(),
-                datagram_count(f.lost),
-                datagram_count(f.late),
-            ];
-            if runs > 1 {
-                line.push(
-                    r.spread_pct
-                        .map(|s| format!("±{:.0}%", s / 2.0))
-                        .unwrap_or_default(),
-                );
-            }
-            if noted {
-                line.push(r.notes().join(", "));
-            }
-            cells.push(line);
-        }
-        let widths: Vec<usize> = (0..cells[0].len())
+        let widths: Vec<usize> = (0..columns.len())
             .map(|c| {
                 cells
                     .iter()
@@ -455,20 +408,82 @@ impl Report {
         for row in &cells {
             let line: Vec<String> = row
                 .iter()
-                .enumerate()
-                .map(|(c, cell)| {
-                    // Names and notes left, figures right.
-                    if c < 2 || (noted && c == row.len() - 1) {
-                        format!("{cell:<w$}", w = widths[c])
-                    } else {
-                        format!("{cell:>w$}", w = widths[c])
-                    }
+                .zip(&columns)
+                .zip(&widths)
+                .map(|((cell, column), &w)| match column.left {
+                    true => format!("{cell:<w$}"),
+                    false => format!("{cell:>w$}"),
                 })
                 .collect();
             out.push_str(line.join("  ").trim_end());
             out.push('\n');
         }
         out
+    }
+
+    /// The table's columns: names and notes left, figures right; `spread` with several runs
+    /// and `notes` when a row has any.
+    fn columns(&self) -> Vec<Column> {
+        let figure = |title, cell: fn(&Row) -> String| Column {
+            title,
+            left: false,
+            cell: Box::new(cell),
+        };
+        // Only datagrams can be lost or late; a dash says "cannot happen" rather than 0.
+        fn datagram_count(r: &Row, n: u64) -> String {
+            match r.datagram || n > 0 {
+                true => n.to_string(),
+                false => "-".into(),
+            }
+        }
+        let mut columns = vec![
+            Column {
+                title: "protocol",
+                left: true,
+                cell: Box::new(|r| r.protocol.clone()),
+            },
+            Column {
+                title: "scenario",
+                left: true,
+                cell: Box::new(|r| r.scenario.clone()),
+            },
+            figure("conns", |r| r.conns.to_string()),
+            figure("size", |r| bytes(r.size)),
+            figure("depth", |r| match r.rate {
+                Some(_) => "open".into(),
+                None => r.depth.to_string(),
+            }),
+            figure("msgs/s", |r| thousands(r.median.messages_per_sec)),
+            // Set-up moves no payload worth a rate.
+            figure("MB/s", |r| match r.scenario.starts_with("setup") {
+                true => "-".into(),
+                false => format!("{:.2}", r.median.mb_per_sec),
+            }),
+            figure("p50", |r| micros(r.median.rtt_us.p50)),
+            figure("p90", |r| micros(r.median.rtt_us.p90)),
+            figure("p99", |r| micros(r.median.rtt_us.p99)),
+            figure("p99.9", |r| micros(r.median.rtt_us.p999)),
+            figure("max", |r| micros(r.median.rtt_us.max)),
+            figure("errors", |r| r.median.errors.to_string()),
+            figure("mismatch", |r| r.median.mismatches.to_string()),
+            figure("lost", |r| datagram_count(r, r.median.lost)),
+            figure("late", |r| datagram_count(r, r.median.late)),
+        ];
+        if self.parameters.runs > 1 {
+            columns.push(figure("spread", |r| {
+                r.spread_pct
+                    .map(|s| format!("±{:.0}%", s / 2.0))
+                    .unwrap_or_default()
+            }));
+        }
+        if self.rows.iter().any(|r| !r.notes().is_empty()) {
+            columns.push(Column {
+                title: "notes",
+                left: true,
+                cell: Box::new(|r| r.notes().join(", ")),
+            });
+        }
+        columns
     }
 
     /// One line about how the figures were taken.
@@ -537,10 +552,19 @@ fn empty_row(row: &Row) -> String {
         return format!("{what}: every echo came back altered");
     }
     format!(
-        "{what}: {} {}; is an echo server listening there?",
+        "{what}: {} {}{}; is an echo server listening there?",
         f.errors,
-        plural(f.errors, "error", "errors")
+        plural(f.errors, "error", "errors"),
+        first_error(f)
     )
+}
+
+/// `; the first: connection refused`, when an error was kept.
+fn first_error(f: &Figures) -> String {
+    match &f.first_error {
+        Some(err) => format!("; the first: {err}"),
+        None => String::new(),
+    }
 }
 
 /// A share as a percentage with as many decimals as it needs to not read as 0 or 100.

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use echotool_core::client::default_echo_timeout;
-use echotool_core::servers::{ListenSpec, Running, bind_all, start};
 use echotool_core::{
     Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions, Transport,
 };
+use echotool_core::{ListenSpec, Running, bind_all, start};
 use tokio::task::JoinSet;
 
 use crate::cpus::{self, CpuPlan};
@@ -325,7 +325,7 @@ async fn measure(
                     connected.merge(&c);
                     first.merge(&f);
                 }
-                Err(_) => connected.errors += 1,
+                Err(join) => connected.error(&join),
             }
         }
         return (connected, Some(first));
@@ -337,7 +337,7 @@ async fn measure(
             Ok(conn) => channels.push(conn.channel),
             Err(err) => {
                 tracing::warn!(target = %target.url, error = %err, "cannot connect");
-                total.errors += 1;
+                total.error(&err);
             }
         }
     }
@@ -354,7 +354,7 @@ async fn measure(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(tally) => total.merge(&tally),
-            Err(_) => total.errors += 1,
+            Err(join) => total.error(&join),
         }
     }
     (total, None)

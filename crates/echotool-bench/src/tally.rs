@@ -35,6 +35,8 @@ pub struct Tally {
     pub resumed: u64,
     /// What the first altered echo looked like, and why, for the verdict.
     pub first_mismatch: Option<String>,
+    /// The first error, in words, for the verdict.
+    pub first_error: Option<String>,
 }
 
 impl Default for Tally {
@@ -52,6 +54,7 @@ impl Default for Tally {
             unsent: 0,
             resumed: 0,
             first_mismatch: None,
+            first_error: None,
         }
     }
 }
@@ -63,6 +66,14 @@ impl Tally {
         self.latency.saturating_record(nanos.clamp(1, MAX_NANOS));
         self.messages += 1;
         self.bytes += bytes as u64;
+    }
+
+    /// Records an error; the first one is kept, in words.
+    pub fn error(&mut self, err: &dyn std::fmt::Display) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(err.to_string());
+        }
     }
 
     /// Records an echo that differs from what was sent; the first one is kept, described.
@@ -103,6 +114,9 @@ impl Tally {
         if self.first_mismatch.is_none() {
             self.first_mismatch.clone_from(&other.first_mismatch);
         }
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
     }
 
     /// The figures of this tally over a window of `window`.
@@ -140,6 +154,7 @@ impl Tally {
                 .then(|| self.scheduled.saturating_sub(self.unsent) as f64 / secs),
             resumed: self.resumed,
             first_mismatch: self.first_mismatch.clone(),
+            first_error: self.first_error.clone(),
             curve: curve(h),
         }
     }
@@ -197,6 +212,8 @@ pub struct Figures {
     pub resumed: u64,
     /// The first altered echo, described.
     pub first_mismatch: Option<String>,
+    /// The first error, in words.
+    pub first_error: Option<String>,
     /// The latency distribution: (percentile, microseconds) pairs for plotting.
     pub curve: Vec<(f64, f64)>,
 }

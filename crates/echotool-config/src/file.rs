@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use echotool_core::servers::{ListenSpec, find_conflict};
 use echotool_core::{Endpoint, Registry, ServerOptions, Setting, Transport};
+use echotool_core::{ListenSpec, find_conflict};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
@@ -45,14 +45,31 @@ pub enum LogLevel {
     Trace,
 }
 
-/// Log line formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// Log line formats, for the config file's `[log] format` and the `--log-format` flag alike.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// For people.
+    #[default]
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl LogFormat {
+    /// Every format by name, as `--log-format` and the file take it.
+    pub const NAMES: [&'static str; 2] = ["text", "json"];
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("'{s}' is not a log format: use text or json")),
+        }
+    }
 }
 
 /// The file's layout.

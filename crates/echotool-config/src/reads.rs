@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use echotool_core::servers::ListenSpec;
+use echotool_core::ListenSpec;
 use echotool_core::{Error, Registry, Setting, Transport};
 
 use crate::Settings;

@@ -71,6 +71,9 @@ pub struct HandshakeError {
 }
 
 impl HandshakeError {
+    /// The cause of a handshake that did not finish within the handshake timeout.
+    pub const TIMED_OUT: &'static str = "timed out";
+
     /// A failure of kind `cause`, explained by `message`.
     pub fn new(cause: &'static str, message: impl Into<String>) -> Self {
         HandshakeError {
@@ -79,9 +82,6 @@ impl HandshakeError {
         }
     }
 }
-
-/// The cause of a handshake that did not finish within the handshake timeout.
-pub const TIMED_OUT: &str = "timed out";
 
 /// Turns an accepted connection into something to echo (for TLS and QUIC, the handshake).
 /// Shared by every connection's task; runs under the handshake timeout, and its failure
@@ -461,8 +461,8 @@ fn handshake_failed(ctx: &ServeContext, peer: SocketAddr, err: &HandshakeError) 
 
 /// Counts and logs a handshake that did not finish within `limit`.
 fn handshake_timed_out(ctx: &ServeContext, peer: SocketAddr, limit: Duration) {
-    ctx.stats.record_failed_handshake(TIMED_OUT);
-    debug!(listener = %ctx.url, %peer, cause = TIMED_OUT, timeout_ms = limit.as_millis() as u64,
+    ctx.stats.record_failed_handshake(HandshakeError::TIMED_OUT);
+    debug!(listener = %ctx.url, %peer, cause = HandshakeError::TIMED_OUT, timeout_ms = limit.as_millis() as u64,
         "handshake timed out");
 }
 

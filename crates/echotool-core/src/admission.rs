@@ -20,6 +20,7 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::poison::lock_ignoring_poison;
 use crate::{EchoStats, Limits, OnLimit};
 
 /// The connection limit and the connection tasks of one listener.
@@ -146,10 +147,7 @@ impl Admission {
             abort,
             peer: peer.to_string(),
         };
-        idle.watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(idle.next_key, watched);
+        lock_ignoring_poison(&idle.watched).insert(idle.next_key, watched);
     }
 
     /// Admits no more and waits for the connections to finish; after the drain timeout, cuts
@@ -185,7 +183,7 @@ impl IdleSweep {
             loop {
                 ticks.tick().await;
                 let now = clock2.fetch_add(1, Relaxed) + 1;
-                let mut watched = watched2.lock().unwrap_or_else(|e| e.into_inner());
+                let mut watched = lock_ignoring_poison(&watched2);
                 watched.retain(|_, w| {
                     if w.abort.is_finished() {
                         return false;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use crate::poison::lock_ignoring_poison;
 use tokio_util::sync::CancellationToken;
 
 /// A one-shot broadcast: once fired, every [`Latch::fired`] future resolves.
@@ -47,14 +48,15 @@ impl Latch {
     /// Fires the signal, waking every waiter.
     pub fn fire(&self) {
         self.inner.fired.store(true, Ordering::Release);
-        let waiters = std::mem::take(&mut *self.lock());
+        let waiters = std::mem::take(&mut *lock_ignoring_poison(&self.inner.waiters));
         for (_, waker) in waiters {
             waker.wake();
         }
     }
 
     /// Whether it has fired.
-    pub fn is_fired(&self) -> bool {
+    #[cfg(test)]
+    fn is_fired(&self) -> bool {
         self.inner.fired.load(Ordering::Acquire)
     }
 
@@ -65,10 +67,6 @@ impl Latch {
             key: self.inner.next_key.fetch_add(1, Ordering::Relaxed),
             registered: None,
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
-        self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -96,7 +94,7 @@ impl Future for Fired {
         }
         let waker = cx.waker().clone();
         {
-            let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            let mut waiters = lock_ignoring_poison(&self.inner.waiters);
             // Checked again under the lock: `fire` may have emptied the map just now.
             if self.inner.fired.load(Ordering::Acquire) {
                 return Poll::Ready(());
@@ -111,11 +109,7 @@ impl Future for Fired {
 impl Drop for Fired {
     fn drop(&mut self) {
         if self.registered.is_some() {
-            self.inner
-                .waiters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.key);
+            lock_ignoring_poison(&self.inner.waiters).remove(&self.key);
         }
     }
 }

@@ -2,44 +2,55 @@
 //!
 //! A transport crate (`echotool-tcp`, `echotool-udp`, `echotool-tls`, ...) implements
 //! [`Transport`]: bind a [`Server`] that echoes, or dial a [`Connection`] a client talks
-//! through. Stream servers hand their accept loop to [`listener::serve_streams`], which owns
-//! connection limits ([`admission`]), timeouts, back-off and draining, and echo with
-//! [`echo::echo_stream`].
-//! Clients run [`session::run_session`], the seesaw of send, wait for the echo, show it.
+//! through. Connection servers hand an [`AcceptSource`] and a [`Handshake`] to
+//! [`serve_connections`], the one accept loop, which owns connection limits, idle and
+//! handshake timeouts, back-off, draining, counters and the echo of every stream and
+//! datagram. [`bind_all`] and [`start`] run a process's listeners.
+//! Clients run [`client::run_session`], the seesaw of send, wait for the echo, show it.
 //!
 //! The binary fills a [`Registry`] with one line per transport and hands it to everything else,
 //! so this crate never names a transport and nothing outside the binary has to.
 
 #![warn(missing_docs)]
 
-pub mod accept;
-pub mod admission;
+// Namespaces of functions, used by their module's name (`duration::parse`, `client::run_session`).
 pub mod client;
 pub mod duration;
-pub mod echo;
-pub mod endpoint;
-mod error;
-pub mod latch;
 pub mod mismatch;
-mod options;
-mod registry;
-pub mod resolve;
-pub mod servers;
-mod setting;
 pub mod size;
+
+mod accept;
+mod admission;
+mod echo;
+mod endpoint;
+mod error;
+mod latch;
+mod options;
+mod poison;
+mod registry;
+mod resolve;
+mod servers;
+mod setting;
 mod stats;
 mod transport;
 
-pub use accept::HandshakeError;
+pub use accept::{
+    AcceptSource, Arrival, Connected, Established, Finishing, Handshake, HandshakeError,
+    Multiplexed, Plain, serve_connections,
+};
 pub use endpoint::{DEFAULT_PORT, Endpoint, HostPort};
 pub use error::{Error, Result};
 pub use options::{
     ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketOptions,
     TlsClientOptions, TlsServerOptions, TlsVersion,
 };
+pub use poison::lock_ignoring_poison;
 pub use registry::Registry;
-pub use resolve::Family;
-pub use servers::ServeContext;
+pub use resolve::{Family, resolve};
+pub use servers::{
+    BoundListener, Conflict, ListenSpec, ListenerSummary, Running, ServeContext, bind_all,
+    find_conflict, start,
+};
 pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{

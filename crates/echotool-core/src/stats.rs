@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::Kind;
+use crate::poison::lock_ignoring_poison;
 
 /// Live counters of one listener. Cheap to update from many connections at once.
 #[derive(Debug, Default)]
@@ -77,10 +78,7 @@ impl EchoStats {
     /// Adds one failed handshake, counted under its `cause`: a short label that reads well
     /// after a number ("1 not TLS", "2 untrusted certificate").
     pub fn record_failed_handshake(&self, cause: &'static str) {
-        let mut causes = self
-            .failed_handshakes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut causes = lock_ignoring_poison(&self.failed_handshakes);
         *causes.entry(cause).or_default() += 1;
     }
 
@@ -103,10 +101,7 @@ impl EchoStats {
 
     /// Failed handshakes by cause, the most frequent first (ties in alphabetical order).
     fn failed_handshakes_by_cause(&self) -> Vec<(&'static str, u64)> {
-        let causes = self
-            .failed_handshakes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let causes = lock_ignoring_poison(&self.failed_handshakes);
         let mut by_count: Vec<(&'static str, u64)> =
             causes.iter().map(|(&cause, &n)| (cause, n)).collect();
         // A stable sort keeps the map's alphabetical order among equal counts.

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use echotool_core::accept::TIMED_OUT;
 use echotool_core::{Error, HandshakeError, TlsClientOptions};
 use echotool_secure::explain::{cause, explain};
 use echotool_secure::{Side, TlsError, VerifyLog};
@@ -123,7 +122,7 @@ pub(crate) fn handshake_failure(err: &quinn::ConnectionError) -> HandshakeError 
             "the connection was closed during the handshake",
         ),
         C::TimedOut => HandshakeError::new(
-            TIMED_OUT,
+            HandshakeError::TIMED_OUT,
             "the client stopped answering during the handshake",
         ),
         C::VersionMismatch => HandshakeError::new(
@@ -172,7 +171,7 @@ mod tests {
         assert_eq!(handshake_failure(&gone).cause, cause::CLOSED);
         assert_eq!(
             handshake_failure(&ConnectionError::TimedOut).cause,
-            TIMED_OUT
+            HandshakeError::TIMED_OUT
         );
     }
 }

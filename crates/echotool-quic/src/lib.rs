@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use echotool_core::resolve::resolve;
+use echotool_core::resolve;
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server,
     ServerOptions, Setting, SetupVariant, Transport, async_trait,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::io;
 use std::time::Duration;
 
-use echotool_core::accept::{
+use echotool_core::resolve;
+use echotool_core::{
     AcceptSource, Arrival, Connected, Established, Handshake, Multiplexed, serve_connections,
 };
-use echotool_core::resolve::resolve;
 use echotool_core::{
     Error, Family, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
     async_trait,

@@ -96,21 +96,7 @@ fn leaf_params(
 /// Generates a CA (valid ten years), a server certificate for [`DEFAULT_SANS`] plus
 /// `opts.extra_sans`, and a client certificate, all ECDSA P-256.
 pub fn generate_bundle(opts: &BundleOptions) -> Result<Bundle, TlsError> {
-    let now = OffsetDateTime::now_utc();
-    let ca_key = KeyPair::generate().map_err(gen_err)?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = name("echotool test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params.not_before = now - Duration::days(1);
-    ca_params.not_after = now + Duration::days(3650);
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(gen_err)?;
-    let issuer = Issuer::new(ca_params, &ca_key);
-
+    let (ca_cert, ca_key, issuer) = test_ca()?;
     let mut sans: Vec<String> = DEFAULT_SANS.iter().map(|s| s.to_string()).collect();
     for extra in &opts.extra_sans {
         if !sans.contains(extra) {
@@ -130,53 +116,75 @@ pub fn generate_bundle(opts: &BundleOptions) -> Result<Bundle, TlsError> {
     )?
     .signed_by(&client_key, &issuer)
     .map_err(gen_err)?;
-
-    let file = |name, description, contents, secret| PemFile {
-        name,
-        description,
-        contents,
-        secret,
-    };
+    let files = [
+        (
+            "ca.pem",
+            "the CA certificate: what clients trust (--ca, --client-ca)",
+            ca_cert.pem(),
+            false,
+        ),
+        (
+            "ca-key.pem",
+            "the CA's private key: signs the other two; keep it secret",
+            ca_key.serialize_pem(),
+            true,
+        ),
+        (
+            "server.pem",
+            "the server certificate (--cert on serve)",
+            server.pem(),
+            false,
+        ),
+        (
+            "server-key.pem",
+            "the server's private key (--key on serve)",
+            server_key.serialize_pem(),
+            true,
+        ),
+        (
+            "client.pem",
+            "the client certificate for mutual TLS (--cert on connect)",
+            client.pem(),
+            false,
+        ),
+        (
+            "client-key.pem",
+            "the client's private key (--key on connect)",
+            client_key.serialize_pem(),
+            true,
+        ),
+    ];
     Ok(Bundle {
-        files: vec![
-            file(
-                "ca.pem",
-                "the CA certificate: what clients trust (--ca, --client-ca)",
-                ca_cert.pem(),
-                false,
-            ),
-            file(
-                "ca-key.pem",
-                "the CA's private key: signs the other two; keep it secret",
-                ca_key.serialize_pem(),
-                true,
-            ),
-            file(
-                "server.pem",
-                "the server certificate (--cert on serve)",
-                server.pem(),
-                false,
-            ),
-            file(
-                "server-key.pem",
-                "the server's private key (--key on serve)",
-                server_key.serialize_pem(),
-                true,
-            ),
-            file(
-                "client.pem",
-                "the client certificate for mutual TLS (--cert on connect)",
-                client.pem(),
-                false,
-            ),
-            file(
-                "client-key.pem",
-                "the client's private key (--key on connect)",
-                client_key.serialize_pem(),
-                true,
-            ),
-        ],
+        files: files
+            .into_iter()
+            .map(|(name, description, contents, secret)| PemFile {
+                name,
+                description,
+                contents,
+                secret,
+            })
+            .collect(),
     })
+}
+
+/// A test CA, valid for ten years from yesterday: its certificate, its key, and the issuer
+/// that signs leaves with it.
+fn test_ca() -> Result<(rcgen::Certificate, KeyPair, Issuer<'static, KeyPair>), TlsError> {
+    let now = OffsetDateTime::now_utc();
+    let ca_key = KeyPair::generate().map_err(gen_err)?;
+    let mut ca_params = CertificateParams::default();
+    ca_params.distinguished_name = name("echotool test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params.not_before = now - Duration::days(1);
+    ca_params.not_after = now + Duration::days(3650);
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(gen_err)?;
+    let issuer_key = KeyPair::from_pem(&ca_key.serialize_pem()).map_err(gen_err)?;
+    Ok((ca_cert, ca_key, Issuer::new(ca_params, issuer_key)))
 }
 
 /// Writes a bundle into `dir` (created if needed). Refuses, writing nothing, when any file

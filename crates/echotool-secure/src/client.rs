@@ -7,6 +7,7 @@ use echotool_core::TlsClientOptions;
 
 use crate::TlsError;
 use crate::config::{ClientSetup, Flavor, client_config};
+use echotool_core::lock_ignoring_poison;
 
 /// A small cache of client configurations by options.
 #[derive(Default)]
@@ -22,7 +23,7 @@ impl ClientConfigs {
         flavor: Flavor,
         resume: bool,
     ) -> Result<ClientSetup, TlsError> {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = lock_ignoring_poison(&self.cached);
         if let Some((_, _, setup)) = cached.iter().find(|(o, r, _)| o == opts && *r == resume) {
             return Ok(setup.clone());
         }

@@ -25,6 +25,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certs::fingerprint;
+use echotool_core::lock_ignoring_poison;
 
 /// The certificates of the file the user named as trusted (`--ca`, `--client-ca`), kept as
 /// they are: a CA certificate presented as a peer's own is accepted only if it is one of them.
@@ -145,12 +146,12 @@ pub struct VerifyLog(Arc<Mutex<Option<Error>>>);
 impl VerifyLog {
     /// Takes the last failure, if the verifier rejected a certificate.
     pub fn take(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        lock_ignoring_poison(&self.0).take()
     }
 
     fn keep<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
         if let Err(e) = &result {
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+            *lock_ignoring_poison(&self.0) = Some(e.clone());
         }
         result
     }

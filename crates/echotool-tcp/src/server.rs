@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use echotool_core::accept::{AcceptSource, Plain, serve_connections};
+use echotool_core::{AcceptSource, Plain, serve_connections};
 use echotool_core::{Result, ServeContext, Server, ServerOptions, async_trait};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use echotool_core::resolve::resolve;
+use echotool_core::resolve;
 use echotool_core::{ClientOptions, Error, Family, HostPort, Result, SocketOptions};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use echotool_core::accept::{Established, Handshake, serve_connections};
+use echotool_core::{Established, Handshake, serve_connections};
 use echotool_core::{
     HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
     TlsClientOptions, async_trait,

@@ -1,6 +1,7 @@
 //! What the server refuses to echo: datagrams that could start a loop between two services,
 //! and senders over their rate.
 
+use echotool_core::lock_ignoring_poison;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -45,7 +46,7 @@ impl RateLimiter {
 
     /// Whether a datagram from `source` arriving at `now` may be echoed.
     pub fn allow(&self, source: IpAddr, now: Instant) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock_ignoring_poison(&self.buckets);
         if buckets.len() >= MAX_TRACKED_SOURCES && !buckets.contains_key(&source) {
             // Forget sources that have been quiet long enough to be back at a full bucket.
             buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() < 1.0);

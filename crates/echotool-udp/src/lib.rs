@@ -18,7 +18,7 @@ pub use server::UdpServer;
 
 use std::net::SocketAddr;
 
-use echotool_core::resolve::resolve;
+use echotool_core::resolve;
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, DatagramSocket, Error, Family, HostPort, Kind,
     Result, Server, ServerOptions, Setting, Transport, async_trait,

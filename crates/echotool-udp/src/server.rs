@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use echotool_core::resolve::resolve;
+use echotool_core::resolve;
 use echotool_core::{
     EchoStats, Error, Family, HostPort, Result, ServeContext, Server, ServerOptions, async_trait,
 };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use echotool_bench::{BenchOptions, Scenario};
+use echotool_config::LogFormat;
 use echotool_core::{Endpoint, Limits, Registry, Setting, SocketOptions, TlsVersion};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
@@ -35,17 +36,15 @@ pub struct LogArgs {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub quiet: u8,
     /// Log format: text for people, json (one object per line) for machines. [default: text]
-    #[arg(long, value_enum, global = true)]
+    #[arg(long, global = true, value_parser = log_format())]
     pub log_format: Option<LogFormat>,
 }
 
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+/// `--log-format`: the config file's formats, by the same names.
+fn log_format() -> impl clap::builder::TypedValueParser<Value = LogFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(LogFormat::NAMES)
+        .map(|name| name.parse().unwrap_or_default())
 }
 
 /// The subcommands.

@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use echotool_config::{LogLevel, LogSettings};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogArgs, LogFormat};
+use echotool_config::LogFormat;
+
+use crate::cli::LogArgs;
 
 /// Colour on stderr only for a terminal, and never when `NO_COLOR` is set to anything
 /// (<https://no-color.org>).
@@ -43,10 +45,8 @@ pub fn init(args: &LogArgs, file: Option<&LogSettings>) -> LogFormat {
         .unwrap_or_else(|_| EnvFilter::new(format!("{theirs},echotool={ours}")));
     let format = args
         .log_format
-        .unwrap_or(match file.and_then(|f| f.format) {
-            Some(echotool_config::LogFormat::Json) => LogFormat::Json,
-            _ => LogFormat::Text,
-        });
+        .or(file.and_then(|f| f.format))
+        .unwrap_or_default();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,12 +3,14 @@
 
 use anyhow::Result;
 use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
-use echotool_core::servers::{ListenSpec, bind_all, start};
+use echotool_core::{ListenSpec, bind_all, start};
 use echotool_core::{OnLimit, Registry, ServerOptions, StatsSnapshot};
 
 use tracing::info;
 
-use crate::cli::{LogArgs, LogFormat, OnLimitArg, ServeArgs};
+use echotool_config::LogFormat;
+
+use crate::cli::{LogArgs, OnLimitArg, ServeArgs};
 use crate::logging;
 use crate::os_signals::OsSignals;
 

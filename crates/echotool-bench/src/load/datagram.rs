@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use echotool_core::DatagramSocket;
@@ -19,6 +19,7 @@ use super::pacing::pacing;
 use super::{Drive, Window};
 use crate::payload::{Payload, SEQ_BYTES};
 use crate::tally::Tally;
+use echotool_core::lock_ignoring_poison;
 
 /// A datagram sent and not yet answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,12 +116,6 @@ impl Ledger {
     }
 }
 
-/// A lock that ignores poisoning: the writer and the reader share one task, so a panic in one
-/// already ended the other.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Echo over one datagram socket until the window closes; unanswered datagrams are lost after
 /// the echo timeout.
 pub async fn datagram_echo(socket: Box<dyn DatagramSocket>, drive: Drive, window: Window) -> Tally {
@@ -129,30 +124,30 @@ pub async fn datagram_echo(socket: Box<dyn DatagramSocket>, drive: Drive, window
     let ledger = Mutex::new(Ledger::default());
     let (mut schedule, slots) = pacing(&drive);
     let done = AtomicBool::new(false);
-    let send_errors = AtomicU64::new(0);
     let writer = async {
+        let mut failed = Tally::default();
         let mut buf = vec![0u8; payload.len()];
         let mut seq = 0u64;
         while let Some(stamp) = schedule.next(&window).await {
             payload.fill(seq, &mut buf);
             let left = Instant::now();
-            lock(&ledger).send(seq, Sent { stamp, left });
+            lock_ignoring_poison(&ledger).send(seq, Sent { stamp, left });
             if let Err(e) = socket.send(&buf).await {
                 // Refused means an ICMP error came back for an earlier datagram: that one is
                 // lost, which the timeout will count; anything else is an error.
                 if e.kind() != io::ErrorKind::ConnectionRefused {
-                    send_errors.fetch_add(1, Ordering::Relaxed);
+                    failed.error(&e);
                 }
             }
             seq += 1;
         }
         done.store(true, Ordering::Release);
-        schedule.unsent
+        failed.unsent = schedule.unsent;
+        failed
     };
     let reader = read_echoes(&*socket, &payload, &ledger, &done, &slots, drive, window);
-    let (unsent, mut tally) = tokio::join!(writer, reader);
-    tally.errors += send_errors.load(Ordering::Relaxed);
-    tally.unsent = unsent;
+    let (sending, mut tally) = tokio::join!(writer, reader);
+    tally.merge(&sending);
     if let Some(rate) = drive.rate {
         tally.scheduled = window.scheduled(rate);
     }
@@ -172,7 +167,7 @@ async fn read_echoes(
     let mut tally = Tally::default();
     let mut buf = vec![0u8; 65_536];
     loop {
-        let oldest = lock(ledger).oldest();
+        let oldest = lock_ignoring_poison(ledger).oldest();
         if oldest.is_none() && done.load(Ordering::Acquire) {
             return tally;
         }
@@ -185,7 +180,9 @@ async fn read_echoes(
                 let now = Instant::now();
                 let echo = &buf[..n];
                 let seq = Payload::seq_of(echo);
-                let arrival = seq.map_or(Arrival::Unknown, |seq| lock(ledger).arrive(seq));
+                let arrival = seq.map_or(Arrival::Unknown, |seq| {
+                    lock_ignoring_poison(ledger).arrive(seq)
+                });
                 let intact = seq.is_some_and(|seq| payload.matches(seq, echo));
                 match arrival {
                     Arrival::Awaited(sent) => {
@@ -206,10 +203,10 @@ async fn read_echoes(
                 // so a stream of ICMP errors does not spin.
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            Ok(Err(_)) => tally.errors += 1,
+            Ok(Err(e)) => tally.error(&e),
             Err(_) => {
                 let cutoff = Instant::now() - drive.echo_timeout;
-                let expired = lock(ledger).expire(cutoff);
+                let expired = lock_ignoring_poison(ledger).expire(cutoff);
                 tally.lost += expired.iter().filter(|s| window.contains(**s)).count() as u64;
                 slots.release(expired.len());
             }

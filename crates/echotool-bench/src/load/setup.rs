@@ -38,13 +38,19 @@ pub async fn setup(
             break;
         }
         let measured = window.contains(t0);
-        let Ok(Ok(conn)) = dial().await else {
-            if measured {
-                connected.errors += 1;
+        let conn = match dial().await {
+            Ok(Ok(conn)) => conn,
+            failed => {
+                if measured {
+                    match failed {
+                        Ok(Err(err)) => connected.error(&err),
+                        _ => connected.error(&no_connection(drive.connect_timeout)),
+                    }
+                }
+                // A refusing target would otherwise be hammered in a tight loop.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
-            // A refusing target would otherwise be hammered in a tight loop.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
         };
         let t1 = Instant::now();
         if measured && conn.resumed {
@@ -60,12 +66,24 @@ pub async fn setup(
                 first_echo.record(t2 - t0, msg.len());
             }
             Ok(Ok(_)) => {}
-            _ if measured => first_echo.errors += 1,
+            Ok(Err(err)) if measured => first_echo.error(&err),
+            Err(_) if measured => first_echo.error(&format!(
+                "no echo within {}",
+                echotool_core::duration::display(drive.echo_timeout)
+            )),
             _ => {}
         }
         seq += 1;
     }
     (connected, first_echo)
+}
+
+/// A dial that did not finish in time, in words.
+fn no_connection(limit: Duration) -> String {
+    format!(
+        "no connection within {}",
+        echotool_core::duration::display(limit)
+    )
 }
 
 /// Sends one message and reads its echo (returning it and when it arrived), then closes in an

@@ -114,11 +114,11 @@ impl StreamDriver {
             let mut progress = false;
             match self.poll_send(cx) {
                 Ok(p) => progress |= p,
-                Err(()) => return self.fail(),
+                Err(err) => return self.fail(err),
             }
             match self.poll_receive(cx) {
                 Ok(p) => progress |= p,
-                Err(()) => return self.fail(),
+                Err(err) => return self.fail(err),
             }
             if self.sending_done && self.in_flight.is_empty() && self.out_sent == self.out.len() {
                 return Poll::Ready(());
@@ -130,14 +130,14 @@ impl StreamDriver {
     }
 
     /// Starts the next message when its slot or time has come, and writes what is pending.
-    fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut progress = false;
         loop {
             if self.out_sent == self.out.len() {
                 if self.unflushed {
                     match Pin::new(&mut self.stream).poll_flush(cx) {
                         Poll::Ready(Ok(())) => self.unflushed = false,
-                        Poll::Ready(Err(_)) => return Err(()),
+                        Poll::Ready(Err(err)) => return Err(err),
                         Poll::Pending => return Ok(progress),
                     }
                 }
@@ -154,7 +154,8 @@ impl StreamDriver {
                 self.out_sent = 0;
             }
             match Pin::new(&mut self.stream).poll_write(cx, &self.out[self.out_sent..]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Err(err)) => return Err(err),
                 Poll::Ready(Ok(n)) => {
                     self.out_sent += n;
                     self.unflushed = true;
@@ -196,7 +197,7 @@ impl StreamDriver {
     }
 
     /// Reads echoes; each complete one is checked, timed and frees its slot.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut progress = false;
         while !self.in_flight.is_empty() {
             let mut dst = ReadBuf::new(&mut self.echo[self.echo_got..]);
@@ -204,12 +205,15 @@ impl StreamDriver {
                 Poll::Ready(Ok(())) => {
                     let n = dst.filled().len();
                     if n == 0 {
-                        return Err(());
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the server closed the connection with echoes outstanding",
+                        ));
                     }
                     self.echo_got += n;
                     progress = true;
                 }
-                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(progress),
             }
             if self.echo_got < self.echo.len() {
@@ -241,7 +245,9 @@ impl StreamDriver {
             let overdue = oldest.left + self.drive.echo_timeout;
             if now >= overdue {
                 // The server stalled or vanished.
-                return self.fail();
+                let silence = echotool_core::duration::display(self.drive.echo_timeout);
+                let stalled = format!("no echo within {silence}");
+                return self.fail(io::Error::new(io::ErrorKind::TimedOut, stalled));
             }
             wake = Some(overdue);
         }
@@ -270,9 +276,10 @@ impl StreamDriver {
         }
     }
 
-    /// The connection failed or stalled: one error, nothing more from it.
-    fn fail(&mut self) -> Poll<()> {
-        self.tally.errors += 1;
+    /// The connection failed or stalled: one error (the first one kept, in words), nothing
+    /// more from it.
+    fn fail(&mut self, err: io::Error) -> Poll<()> {
+        self.tally.error(&err);
         self.in_flight.clear();
         self.sending_done = true;
         self.out_sent = self.out.len();
