@@ -682,6 +682,43 @@ mod tests {
     }
 
     #[test]
+    fn the_table_aligns_names_left_and_figures_right_with_dashes_where_nothing_can_happen() {
+        let mut t = Tally::default();
+        for us in [40, 50, 60] {
+            t.record(std::time::Duration::from_micros(us), 64);
+        }
+        let mut report = Report {
+            echotool_version: "0".into(),
+            machine: Machine::current(),
+            threads: crate::cpus::plan(false, false),
+            parameters: Parameters::new(&BenchOptions::default(), &[], Vec::new()),
+            rows: vec![row(false, &t, None), row(true, &t, None)],
+            servers: Vec::new(),
+            interrupted: None,
+            abandoned: None,
+            findings: Vec::new(),
+        };
+        report.rows[1].protocol = "datagrams".into();
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(header[..2], ["protocol", "scenario"]);
+        assert_eq!(
+            header.last(),
+            Some(&"notes"),
+            "thin rows bring the notes column"
+        );
+        assert!(lines[1].starts_with("p          latency"), "{table}");
+        // Right-aligned: a figure ends where its title ends (counted in characters: µ).
+        let chars: Vec<Vec<char>> = lines.iter().map(|l| l.chars().collect()).collect();
+        let lost_end = lines[0].find("lost").unwrap() + "lost".len() - 1;
+        assert_eq!(chars[1][lost_end], '-', "a stream loses nothing: {table}");
+        assert_eq!(chars[2][lost_end], '0', "a datagram row counts: {table}");
+        assert!(lines[1].contains("50.0 µs"), "{table}");
+        assert!(lines[1].ends_with("only 3 samples"), "{table}");
+    }
+
+    #[test]
     fn an_empty_row_fails_and_thin_samples_are_noted() {
         let none = Tally {
             errors: 1,

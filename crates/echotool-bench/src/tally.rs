@@ -233,3 +233,76 @@ fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     points.push((100.0, h.max() as f64 / 1000.0));
     points
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_rates_and_curves_add_up() {
+        let mut tally = Tally::default();
+        for us in 1..=1000u64 {
+            tally.record(Duration::from_micros(us), 64);
+        }
+        let f = tally.figures(Duration::from_secs(2));
+        assert_eq!((f.messages, f.samples), (1000, 1000));
+        assert!((f.messages_per_sec - 500.0).abs() < 1e-9);
+        assert!((f.mb_per_sec - 1000.0 * 64.0 / 2.0 / 1e6).abs() < 1e-12);
+        // Three significant digits: within 0.1 % of the exact value.
+        let near = |got: Option<f64>, want: f64| {
+            let got = got.expect("enough samples");
+            assert!((got - want).abs() <= want * 0.001 + 1e-9, "{got} vs {want}");
+        };
+        near(f.rtt_us.p50, 500.0);
+        near(f.rtt_us.p90, 900.0);
+        near(f.rtt_us.p99, 990.0);
+        near(f.rtt_us.p999, 999.0);
+        near(f.rtt_us.max, 1000.0);
+        near(f.rtt_us.mean, 500.5);
+        assert!(
+            f.curve
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
+        );
+        assert_eq!(f.curve.last(), Some(&(100.0, f.rtt_us.max.unwrap())));
+    }
+
+    #[test]
+    fn a_percentile_needs_a_sample_beyond_it() {
+        let mut tally = Tally::default();
+        for _ in 0..99 {
+            tally.record(Duration::from_micros(10), 1);
+        }
+        let f = tally.figures(Duration::from_secs(1));
+        assert!(f.rtt_us.p90.is_some() && f.rtt_us.p99.is_none() && f.rtt_us.p999.is_none());
+        tally.record(Duration::from_micros(10), 1);
+        assert!(
+            tally.figures(Duration::from_secs(1)).rtt_us.p99.is_some(),
+            "100 samples"
+        );
+        assert!(
+            Tally::default()
+                .figures(Duration::from_secs(1))
+                .curve
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn merging_adds_histograms_and_counts_and_keeps_the_first_words() {
+        let (mut a, mut b) = (Tally::default(), Tally::default());
+        a.record(Duration::from_micros(100), 10);
+        b.record(Duration::from_micros(300), 10);
+        b.error(&"connection reset");
+        b.mismatch(b"abc", b"abd");
+        a.merge(&b);
+        assert_eq!((a.messages, a.bytes, a.errors, a.mismatches), (2, 20, 1, 1));
+        assert_eq!(a.latency.len(), 2);
+        assert_eq!(a.first_error.as_deref(), Some("connection reset"));
+        let mismatch = a.first_mismatch.unwrap();
+        assert!(
+            mismatch.contains("first difference at byte 2"),
+            "{mismatch}"
+        );
+    }
+}

@@ -18,6 +18,8 @@ pub mod client;
 pub mod duration;
 pub mod mismatch;
 pub mod size;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 mod accept;
 mod admission;

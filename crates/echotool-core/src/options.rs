@@ -4,6 +4,17 @@
 //! They live here rather than in the transports so that the CLI and the config file describe
 //! every listener the same way and a new transport reuses the settings it shares with others
 //! (QUIC reads [`TlsServerOptions`] just as TLS does).
+//!
+//! # Why the TLS settings are here too
+//!
+//! [`TlsServerOptions`] and [`TlsClientOptions`] are plain data (paths, names, a version, pins)
+//! with no rustls type in them, and core depends on no crypto crate. Keeping them beside the
+//! other settings lets the command line, the config file (with its line-accurate errors) and
+//! `Transport::reads` treat `cert` like `backlog`, and lets the object-safe [`crate::Transport`]
+//! take one options type for every transport. The alternative, a type map that secure
+//! transports look their options up in, would move errors from compile time to run time and
+//! make the config crate depend on the secure crate, for no gain: turning these settings into
+//! rustls configurations is the secure crate's job, and happens only there.
 
 use std::path::PathBuf;
 use std::str::FromStr;

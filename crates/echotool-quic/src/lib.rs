@@ -202,3 +202,36 @@ fn client_transport() -> quinn::TransportConfig {
     transport.keep_alive_interval(Some(Duration::from_secs(10)));
     transport
 }
+
+#[cfg(test)]
+mod tests {
+    use echotool_core::ServerOptions;
+    use echotool_core::testing::Loopback;
+
+    use super::QuicTransport;
+
+    #[tokio::test]
+    async fn streams_datagrams_and_0_rtt() {
+        let server = Loopback::serve(QuicTransport::default(), ServerOptions::default())
+            .await
+            .expect("binds with an ephemeral certificate");
+        assert_eq!(
+            server.echo(b"over a stream\n", 2).await.unwrap(),
+            b"over a stream\n".repeat(2)
+        );
+        let mut datagrams = server.client.clone();
+        datagrams.datagrams = true;
+        let (echo, report) = server.echo_with(&datagrams, b"dgram", 3).await.unwrap();
+        assert_eq!((echo.as_slice(), report.lost), (&b"dgramdgramdgram"[..], 0));
+        // The echoes above left a session ticket: the next connection resumes with 0-RTT.
+        let again = server.dial(&server.client).await.unwrap();
+        assert!(again.resumed, "0-RTT after an earlier connection");
+        drop(again);
+        let stats = server.stop().await;
+        assert_eq!(
+            (stats.errors, stats.failed_handshakes_total()),
+            (0, 0),
+            "{stats}"
+        );
+    }
+}

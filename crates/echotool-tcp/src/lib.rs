@@ -105,3 +105,57 @@ impl Transport for TcpTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use echotool_core::testing::Loopback;
+    use echotool_core::{ClientOptions, Error, HostPort, ServerOptions, Transport};
+
+    use super::TcpTransport;
+
+    #[tokio::test]
+    async fn echoes_over_ipv4_and_ipv6_and_counts_what_it_echoed() {
+        for transport in [TcpTransport::v4(), TcpTransport::v6()] {
+            let server = Loopback::serve(transport, ServerOptions::default())
+                .await
+                .expect("binds on loopback");
+            assert_eq!(
+                server.echo(b"hello\n", 3).await.unwrap(),
+                b"hello\n".repeat(3)
+            );
+            let stats = server.stop().await;
+            assert_eq!(
+                (stats.connections, stats.messages, stats.bytes_in),
+                (1, 3, 18)
+            );
+            assert_eq!((stats.bytes_out, stats.errors), (18, 0));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused_and_a_v4_address_is_no_tcp6() {
+        let server = Loopback::serve(TcpTransport::any(), ServerOptions::default())
+            .await
+            .unwrap();
+        let closed = server.addr.clone();
+        server.stop().await;
+        let Err(err) = TcpTransport::any()
+            .dial(&closed, &ClientOptions::default())
+            .await
+        else {
+            panic!("nothing listens any more")
+        };
+        assert!(matches!(err, Error::Connect { .. }), "{err}");
+        let v4 = HostPort {
+            host: "127.0.0.1".into(),
+            port: closed.port,
+        };
+        let Err(err) = TcpTransport::v6()
+            .dial(&v4, &ClientOptions::default())
+            .await
+        else {
+            panic!("tcp6 takes no IPv4 address")
+        };
+        assert!(err.to_string().contains("has no IPv6 address"), "{err}");
+    }
+}

@@ -141,3 +141,56 @@ impl Transport for TlsTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use echotool_core::testing::Loopback;
+    use echotool_core::{ClientOptions, ServerOptions, Transport};
+
+    use super::TlsTransport;
+
+    #[tokio::test]
+    async fn a_pinned_client_echoes_and_resumes_its_session() {
+        let server = Loopback::serve(TlsTransport::default(), ServerOptions::default())
+            .await
+            .expect("binds with an ephemeral certificate");
+        assert!(
+            server.client.tls.pin.is_some(),
+            "the server introduced its pin"
+        );
+        let first = server.dial(&server.client).await.unwrap();
+        assert!(!first.resumed, "a first connection makes a full handshake");
+        drop(first);
+        let (echo, _) = server
+            .echo_with(&server.client, b"secret\n", 2)
+            .await
+            .unwrap();
+        assert_eq!(echo, b"secret\n".repeat(2));
+        // The same transport kept the session: the next connection resumes it.
+        let again = server.dial(&server.client).await.unwrap();
+        assert!(again.resumed, "the session ticket was used");
+        drop(again);
+        let stats = server.stop().await;
+        assert_eq!((stats.messages, stats.errors), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn an_unpinned_client_refuses_the_throwaway_certificate_in_words() {
+        let server = Loopback::serve(TlsTransport::default(), ServerOptions::default())
+            .await
+            .unwrap();
+        let Err(err) = TlsTransport::default()
+            .dial(&server.addr, &ClientOptions::default())
+            .await
+        else {
+            panic!("a self-signed certificate is not trusted by default")
+        };
+        assert!(
+            err.to_string()
+                .contains("not issued by a CA this client trusts"),
+            "{err}"
+        );
+        let stats = server.stop().await;
+        assert_eq!(stats.failed_handshakes_total(), 1, "{stats}");
+    }
+}

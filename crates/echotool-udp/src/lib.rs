@@ -126,3 +126,33 @@ impl DatagramSocket for UdpClient {
         self.max
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use echotool_core::testing::Loopback;
+    use echotool_core::{DatagramServerOptions, ServerOptions};
+
+    use super::UdpTransport;
+
+    #[tokio::test]
+    async fn every_datagram_comes_back_once_and_is_counted() {
+        let options = ServerOptions {
+            datagram: DatagramServerOptions {
+                workers: Some(2),
+                ..DatagramServerOptions::default()
+            },
+            ..ServerOptions::default()
+        };
+        let server = Loopback::serve(UdpTransport, options).await.unwrap();
+        let (echo, report) = server.echo_with(&server.client, b"ping", 5).await.unwrap();
+        assert_eq!(
+            (echo, report.lost, report.duplicated),
+            (b"ping".repeat(5), 0, 0)
+        );
+        let stats = server.stop().await;
+        assert_eq!(
+            (stats.received, stats.messages, stats.bytes_out),
+            (5, 5, 20)
+        );
+    }
+}
