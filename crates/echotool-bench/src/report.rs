@@ -55,12 +55,9 @@ pub struct Parameters {
 }
 
 impl Parameters {
-    /// The parameters of a run of `opts` against `targets`, measuring `protocols`.
-    pub(crate) fn new(
-        opts: &BenchOptions,
-        targets: &[crate::runner::Target],
-        protocols: Vec<String>,
-    ) -> Self {
+    /// The parameters of a run of `opts`, against the external `target` if there is one,
+    /// measuring `protocols`.
+    pub(crate) fn new(opts: &BenchOptions, target: Option<String>, protocols: Vec<String>) -> Self {
         Parameters {
             protocols,
             scenarios: opts
@@ -72,11 +69,7 @@ impl Parameters {
             warmup_s: opts.warmup.as_secs_f64(),
             runs: opts.runs,
             rate: opts.rate,
-            target: opts
-                .target
-                .as_ref()
-                .and(targets.first())
-                .map(|t| t.url.clone()),
+            target,
             echo_timeout_ms: opts.echo_timeout.map(|t| t.as_millis()),
         }
     }
@@ -635,7 +628,7 @@ mod tests {
             echotool_version: "0".into(),
             machine: Machine::current(),
             threads: crate::cpus::plan(false, false),
-            parameters: Parameters::new(&BenchOptions::default(), &[], Vec::new()),
+            parameters: Parameters::new(&BenchOptions::default(), None, Vec::new()),
             rows,
             servers: Vec::new(),
             interrupted: None,
@@ -691,7 +684,7 @@ mod tests {
             echotool_version: "0".into(),
             machine: Machine::current(),
             threads: crate::cpus::plan(false, false),
-            parameters: Parameters::new(&BenchOptions::default(), &[], Vec::new()),
+            parameters: Parameters::new(&BenchOptions::default(), None, Vec::new()),
             rows: vec![row(false, &t, None), row(true, &t, None)],
             servers: Vec::new(),
             interrupted: None,

@@ -17,10 +17,9 @@ use crate::tally::Tally;
 use crate::{BenchError, BenchOptions, Machine, Scenario, Shape};
 
 /// One server to measure.
-pub(crate) struct Target {
+struct Target {
     name: String,
-    /// The server as a URL, for reports.
-    pub(crate) url: String,
+    url: String,
     transport: Arc<dyn Transport>,
     addr: HostPort,
     client: ClientOptions,
@@ -88,7 +87,14 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
         echotool_version: env!("CARGO_PKG_VERSION").to_string(),
         machine: Machine::current(),
         threads: plan,
-        parameters: Parameters::new(opts, &targets, protocols(registry, opts)),
+        parameters: Parameters::new(
+            opts,
+            opts.target
+                .as_ref()
+                .and(targets.first())
+                .map(|t| t.url.clone()),
+            protocols(registry, opts),
+        ),
         rows,
         servers,
         interrupted: opts.interrupt.reason(),

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use echotool_core::{Error, HandshakeError, TlsClientOptions};
-use echotool_secure::explain::{cause, explain};
+use echotool_secure::cause;
+use echotool_secure::explain::explain;
 use echotool_secure::{Side, TlsError, VerifyLog};
 use rustls::AlertDescription;
 

@@ -9,8 +9,8 @@
 use echotool_core::HandshakeError;
 use rustls::AlertDescription as A;
 
+use crate::cause;
 use crate::error::Side;
-use crate::explain::cause;
 
 /// The alert's name in words (after RFC 8446 and the IANA registry), for alerts with nothing
 /// more specific to say.

@@ -4,8 +4,6 @@
 use std::io;
 use std::path::PathBuf;
 
-use echotool_core::TlsClientOptions;
-
 /// Which end of the session this is, for phrasing errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -173,18 +171,6 @@ fn io_reason(e: &io::Error) -> String {
         io::ErrorKind::NotFound => "no such file".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
-    }
-}
-
-impl TlsError {
-    /// Explains a failed handshake from the I/O error tokio-rustls returns.
-    pub fn from_handshake(
-        err: &io::Error,
-        side: Side,
-        name: &str,
-        opts: &TlsClientOptions,
-    ) -> Self {
-        TlsError::Handshake(crate::explain::explain_io(err, side, name, opts))
     }
 }
 

@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod cause;
 pub mod certs;
 pub mod client;
 pub mod config;

@@ -114,7 +114,9 @@ impl Transport for TlsTransport {
             let tls = TlsConnector::from(setup.config)
                 .connect(server_name, tcp)
                 .await
-                .map_err(|e| TlsError::from_handshake(&e, Side::Client, &name, &opts.tls))?;
+                .map_err(|e| {
+                    echotool_secure::explain::handshake_error(&e, Side::Client, &name, &opts.tls)
+                })?;
             Ok::<_, echotool_core::Error>((tls, peer))
         };
         let (tls, peer) = tokio::time::timeout(opts.connect_timeout, handshake)
