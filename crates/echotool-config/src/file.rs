@@ -245,7 +245,7 @@ impl Config {
         }
         let mut options = ServerOptions::default();
         let layered = self.file.defaults.overlay(own).overlay(flags);
-        layered.only(reads).apply(&mut options);
+        layered.only(&reads).apply(&mut options);
         transport.check(&options).map_err(|e| {
             // Point at the key that set the value: flags win over the listener's own table,
             // which wins over [defaults]; a value from a flag is not in the file at all.
@@ -538,8 +538,8 @@ mod tests {
             fn binds(&self) -> Binding {
                 self.1
             }
-            fn reads(&self) -> &'static [Setting] {
-                self.2
+            fn reads(&self) -> Vec<Setting> {
+                self.2.to_vec()
             }
             fn check(&self, opts: &ServerOptions) -> Result<()> {
                 match opts.tls.version {

@@ -77,6 +77,34 @@ impl Setting {
         Setting::Alpn,
     ];
 
+    /// What every connection server reads: its limits and the timeouts of its connections.
+    pub const CONNECTIONS: &'static [Setting] = &[
+        Setting::MaxConns,
+        Setting::OnLimit,
+        Setting::IdleTimeout,
+        Setting::DrainTimeout,
+    ];
+
+    /// Socket buffer sizes, which every socket has.
+    pub const BUFFERS: &'static [Setting] = &[Setting::RecvBuffer, Setting::SendBuffer];
+
+    /// What only a listening TCP socket has: its backlog and Nagle's algorithm.
+    pub const TCP_LISTENER: &'static [Setting] = &[Setting::Backlog, Setting::Nodelay];
+
+    /// What every server that runs TLS reads: its handshake timeout, certificate, key, client
+    /// CA, version and ALPN.
+    pub const SECURE: &'static [Setting] = &[
+        Setting::HandshakeTimeout,
+        Setting::Cert,
+        Setting::Key,
+        Setting::ClientCa,
+        Setting::TlsVersion,
+        Setting::Alpn,
+    ];
+
+    /// What a server of independent datagrams reads: its sockets and per-source rate limit.
+    pub const DATAGRAMS: &'static [Setting] = &[Setting::Workers, Setting::UdpRateLimit];
+
     /// The key in a config file, which is the long flag's name: `max-conns`, `cert`. The one
     /// exception is `nodelay`, whose flag is `--nagle` (it turns TCP_NODELAY off).
     pub fn key(self) -> &'static str {

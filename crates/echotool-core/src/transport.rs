@@ -59,8 +59,8 @@ pub trait Transport: Send + Sync + 'static {
     /// The server settings a listener of this transport reads. Any other setting would do
     /// nothing for it, so a config file or flag that gives one is refused (keys in a config
     /// file's `[defaults]` are skipped instead). The default reads everything.
-    fn reads(&self) -> &'static [Setting] {
-        &Setting::ALL
+    fn reads(&self) -> Vec<Setting> {
+        Setting::ALL.to_vec()
     }
 
     /// For benchmarks: the ways a connection can be set up, each measured as a row of its own

@@ -80,22 +80,8 @@ impl Transport for QuicTransport {
         Binding::Udp
     }
 
-    fn reads(&self) -> &'static [Setting] {
-        use Setting::*;
-        &[
-            MaxConns,
-            OnLimit,
-            IdleTimeout,
-            HandshakeTimeout,
-            DrainTimeout,
-            RecvBuffer,
-            SendBuffer,
-            Cert,
-            Key,
-            ClientCa,
-            TlsVersion,
-            Alpn,
-        ]
+    fn reads(&self) -> Vec<Setting> {
+        [Setting::CONNECTIONS, Setting::BUFFERS, Setting::SECURE].concat()
     }
 
     fn check(&self, opts: &ServerOptions) -> Result<()> {

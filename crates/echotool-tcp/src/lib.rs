@@ -71,18 +71,13 @@ impl Transport for TcpTransport {
         Binding::Tcp
     }
 
-    fn reads(&self) -> &'static [Setting] {
-        use Setting::*;
-        &[
-            MaxConns,
-            OnLimit,
-            IdleTimeout,
-            DrainTimeout,
-            Backlog,
-            Nodelay,
-            RecvBuffer,
-            SendBuffer,
+    fn reads(&self) -> Vec<Setting> {
+        [
+            Setting::CONNECTIONS,
+            Setting::BUFFERS,
+            Setting::TCP_LISTENER,
         ]
+        .concat()
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {

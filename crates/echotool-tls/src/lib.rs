@@ -63,24 +63,14 @@ impl Transport for TlsTransport {
         Binding::Tcp
     }
 
-    fn reads(&self) -> &'static [Setting] {
-        use Setting::*;
-        &[
-            MaxConns,
-            OnLimit,
-            IdleTimeout,
-            HandshakeTimeout,
-            DrainTimeout,
-            Backlog,
-            Nodelay,
-            RecvBuffer,
-            SendBuffer,
-            Cert,
-            Key,
-            ClientCa,
-            TlsVersion,
-            Alpn,
+    fn reads(&self) -> Vec<Setting> {
+        [
+            Setting::CONNECTIONS,
+            Setting::BUFFERS,
+            Setting::TCP_LISTENER,
+            Setting::SECURE,
         ]
+        .concat()
     }
 
     fn check(&self, opts: &ServerOptions) -> Result<()> {

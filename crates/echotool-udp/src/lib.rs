@@ -61,9 +61,8 @@ impl Transport for UdpTransport {
         Binding::Udp
     }
 
-    fn reads(&self) -> &'static [Setting] {
-        use Setting::*;
-        &[RecvBuffer, SendBuffer, Workers, UdpRateLimit]
+    fn reads(&self) -> Vec<Setting> {
+        [Setting::BUFFERS, Setting::DATAGRAMS].concat()
     }
 
     async fn bind(&self, addr: &HostPort, opts: &ServerOptions) -> Result<Box<dyn Server>> {

@@ -146,7 +146,7 @@ fn flag_listeners(
         .map(|endpoint| {
             let (transport, addr) = registry.locate(endpoint, &args.proto)?;
             let mut options = ServerOptions::default();
-            settings.only(transport.reads()).apply(&mut options);
+            settings.only(&transport.reads()).apply(&mut options);
             Ok(ListenSpec {
                 transport,
                 addr,
