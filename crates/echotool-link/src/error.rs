@@ -78,6 +78,14 @@ pub enum LinkError {
 }
 
 impl LinkError {
+    /// An [`LinkError::Os`] for the last OS error, with what was being done.
+    pub(crate) fn last_os(context: impl Into<String>) -> Self {
+        LinkError::Os {
+            context: context.into(),
+            source: io::Error::last_os_error(),
+        }
+    }
+
     /// A [`LinkError::Spec`] for one item of a spec.
     pub(crate) fn spec(item: &str, expected: impl Into<String>) -> Self {
         LinkError::Spec {

@@ -43,9 +43,29 @@
 #![warn(missing_docs)]
 
 mod error;
+#[cfg(target_os = "linux")]
+mod forward;
+mod link;
+pub mod netns;
+mod pcap;
 pub mod shaper;
 pub mod spec;
+pub mod trace;
+#[cfg(target_os = "linux")]
+mod tun;
 
 pub use error::{LinkError, Result};
+pub use link::{Link, LinkOptions, LinkStats};
+pub use netns::{NsGuard, Privilege, Role, Side, unprivileged_setup};
 pub use shaper::{DirectionStats, DropReason};
 pub use spec::{Impairments, LinkSpec, Percent};
+
+use shaper::{Direction, Nanos};
+
+/// Something that sees every packet the link delivers or drops: the capture and the trace.
+pub(crate) trait Recorder: Send {
+    /// One packet crossed (`dropped` is `None`) or was dropped, at `at` since the start.
+    fn record(&mut self, dir: Direction, at: Nanos, packet: &[u8], dropped: Option<DropReason>);
+    /// Writes out anything buffered; called when the link stops.
+    fn flush(&mut self);
+}

@@ -33,6 +33,25 @@ use crate::spec::{Impairments, Percent, REORDER_HOLD};
 /// Nanoseconds since the link started.
 pub type Nanos = u64;
 
+/// Which way a packet crosses the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server.
+    Up,
+    /// Server to client.
+    Down,
+}
+
+impl Direction {
+    /// An arrow for timelines: → up, ← down.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Direction::Up => "→",
+            Direction::Down => "←",
+        }
+    }
+}
+
 /// Why a packet did not cross.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
