@@ -58,6 +58,17 @@ pub enum LinkError {
         source: io::Error,
     },
 
+    /// `/dev/net/tun` exists but this process may not open it (not root, and the device is
+    /// not world-writable).
+    #[error(
+        "--link cannot open /dev/net/tun ({source}): only its owner may open it here; make it \
+         usable like on most systems (chmod 0666 /dev/net/tun) or run as root"
+    )]
+    TunDenied {
+        /// The error from open(2).
+        source: io::Error,
+    },
+
     /// A system call that should work once the rights above are there failed anyway.
     #[error("link: {context}: {source}")]
     Os {

@@ -1,14 +1,16 @@
 //! The capture: every packet that crossed the link, and every one it dropped, in a pcapng file
 //! that Wireshark and tcpdump open, with nanosecond timestamps.
 //!
-//! pcapng rather than classic pcap because it can say more than bytes: the file has four
-//! interfaces, `link-up` and `link-down` for packets delivered client to server and back, and
-//! `link-up-dropped` and `link-down-dropped` for packets the link dropped, each of those with a
-//! comment saying why (loss, queue full, over MTU). A tool that ignores interfaces (plain
-//! `tcpdump -r`) shows the dropped packets too; Wireshark shows the comments and can filter on
-//! `frame.interface_name`. Link type is raw IP (LINKTYPE_RAW), as TUN carries no link header.
-//! Delivered packets are stamped when the link hands them to the far side, drops when they
-//! happen. The section header's comment holds the link's spec.
+//! pcapng rather than classic pcap because it can say more than bytes. The file has one
+//! interface, `link`, of link type raw IP (LINKTYPE_RAW, as TUN carries no link header); each
+//! packet's direction is in its `epb_flags` (outbound = up, client to server; inbound = down),
+//! and a packet the link dropped carries a comment saying so and why (`dropped: loss`, `queue
+//! full`, `over MTU`). One interface, because libpcap (and so tcpdump) refuses a second raw-IP
+//! interface in one file; tools that ignore comments (plain `tcpdump -r`) therefore list
+//! dropped packets too, and Wireshark can tell them apart with `frame.comment contains
+//! "dropped"` and the directions with `frame.packet_flags_direction`. Delivered packets are
+//! stamped when the link hands them to the far side, drops when they happen. The section
+//! header's comment holds the link's spec.
 //!
 //! Writing uses the `pcap-file` crate (maintained, pure Rust, writes pcapng with options),
 //! buffered, from the forwarder thread.
@@ -32,13 +34,9 @@ use crate::error::{LinkError, Result};
 use crate::shaper::{Direction, DropReason, Nanos};
 use crate::spec::LinkSpec;
 
-/// The interfaces of the capture, in the order of their ids.
-const INTERFACES: [(&str, &str); 4] = [
-    ("link-up", "delivered client to server"),
-    ("link-down", "delivered server to client"),
-    ("link-up-dropped", "dropped by the link, client to server"),
-    ("link-down-dropped", "dropped by the link, server to client"),
-];
+/// `epb_flags` direction bits: inbound (down, toward the client) and outbound (up).
+const INBOUND: u32 = 0b01;
+const OUTBOUND: u32 = 0b10;
 
 /// A pcapng file being written.
 pub(crate) struct Capture {
@@ -68,21 +66,21 @@ impl Capture {
         };
         let mut writer = PcapNgWriter::with_section_header(BufWriter::new(file), section)
             .map_err(|e| fail(e.to_string()))?;
-        for (name, description) in INTERFACES {
-            let interface = InterfaceDescriptionBlock {
-                linktype: DataLink::RAW,
-                snaplen: 65_535,
-                options: vec![
-                    InterfaceDescriptionOption::IfName(Cow::Borrowed(name)),
-                    InterfaceDescriptionOption::IfDescription(Cow::Borrowed(description)),
-                    // pcap-file writes nanoseconds; say so (the default would be microseconds).
-                    InterfaceDescriptionOption::IfTsResol(9),
-                ],
-            };
-            writer
-                .write_pcapng_block(interface)
-                .map_err(|e| fail(e.to_string()))?;
-        }
+        let interface = InterfaceDescriptionBlock {
+            linktype: DataLink::RAW,
+            snaplen: 65_535,
+            options: vec![
+                InterfaceDescriptionOption::IfName(Cow::Borrowed("link")),
+                InterfaceDescriptionOption::IfDescription(Cow::Borrowed(
+                    "echotool link: outbound = client to server, inbound = server to client",
+                )),
+                // pcap-file writes nanoseconds; say so (the default would be microseconds).
+                InterfaceDescriptionOption::IfTsResol(9),
+            ],
+        };
+        writer
+            .write_pcapng_block(interface)
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Capture {
             writer,
             wall_start: wall_start.duration_since(UNIX_EPOCH).unwrap_or_default(),
@@ -97,20 +95,17 @@ impl Recorder for Capture {
         if self.failed {
             return;
         }
-        let interface_id = match (dir, dropped.is_some()) {
-            (Direction::Up, false) => 0,
-            (Direction::Down, false) => 1,
-            (Direction::Up, true) => 2,
-            (Direction::Down, true) => 3,
+        let flags = match dir {
+            Direction::Up => OUTBOUND,
+            Direction::Down => INBOUND,
         };
-        let options = dropped
-            .map(|reason| {
-                EnhancedPacketOption::Comment(Cow::Owned(format!("dropped: {}", reason.as_str())))
-            })
-            .into_iter()
-            .collect();
+        let mut options = vec![EnhancedPacketOption::Flags(flags)];
+        if let Some(reason) = dropped {
+            let comment = format!("dropped: {}", reason.as_str());
+            options.push(EnhancedPacketOption::Comment(Cow::Owned(comment)));
+        }
         let block = EnhancedPacketBlock {
-            interface_id,
+            interface_id: 0,
             timestamp: self.wall_start + Duration::from_nanos(at),
             original_len: packet.len() as u32,
             data: Cow::Borrowed(packet),

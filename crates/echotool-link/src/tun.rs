@@ -89,12 +89,7 @@ impl AsRawFd for Tun {
 
 fn tun_open_error(source: io::Error) -> LinkError {
     if source.raw_os_error() == Some(libc::EACCES) {
-        return LinkError::NoPrivilege {
-            detail: format!(
-                "opening /dev/net/tun: {source}; it is usually mode 0666 \
-                 (chmod 0666 /dev/net/tun) but here only its owner may open it"
-            ),
-        };
+        return LinkError::TunDenied { source };
     }
     LinkError::NoTun { source }
 }

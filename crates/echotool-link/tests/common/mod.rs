@@ -29,7 +29,10 @@ pub fn link(spec: &str, options: LinkOptions) -> Link {
 /// in the host's namespace would send the link's addresses out of the host's default route.
 pub fn inside<T>(side: &Side, make: impl FnOnce() -> T) -> T {
     let guard = side.enter().unwrap_or_else(|e| panic!("{e}"));
-    assert!(side.contains_current_thread(), "setns did not move the thread");
+    assert!(
+        side.contains_current_thread(),
+        "setns did not move the thread"
+    );
     let made = make();
     drop(guard);
     made
@@ -37,12 +40,16 @@ pub fn inside<T>(side: &Side, make: impl FnOnce() -> T) -> T {
 
 /// A UDP socket bound in `side` on its IPv4 (or IPv6) address.
 pub fn udp(side: &Side, ipv6: bool) -> UdpSocket {
-    inside(side, || UdpSocket::bind(side.addr(ipv6, 0)).expect("bind UDP in the side"))
+    inside(side, || {
+        UdpSocket::bind(side.addr(ipv6, 0)).expect("bind UDP in the side")
+    })
 }
 
 /// A TCP listener in `side`.
 pub fn tcp_listener(side: &Side, ipv6: bool) -> TcpListener {
-    inside(side, || TcpListener::bind(side.addr(ipv6, 0)).expect("listen in the side"))
+    inside(side, || {
+        TcpListener::bind(side.addr(ipv6, 0)).expect("listen in the side")
+    })
 }
 
 /// A TCP connection from `side` to `to`.
