@@ -88,6 +88,7 @@ pub enum LinkError {
     },
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 impl LinkError {
     /// An [`LinkError::Os`] for the last OS error, with what was being done.
     pub(crate) fn last_os(context: impl Into<String>) -> Self {

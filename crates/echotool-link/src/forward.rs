@@ -12,10 +12,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::Recorder;
 use crate::error::{LinkError, Result};
+use crate::link::Lateness;
 use crate::shaper::{Direction, Nanos, Shaper};
 use crate::tun::Tun;
 
@@ -33,6 +34,8 @@ pub(crate) struct Shapers {
     pub(crate) up: Shaper,
     /// Server to client.
     pub(crate) down: Shaper,
+    /// The forwarder's timing error.
+    pub(crate) lateness: Lateness,
 }
 
 impl Shapers {
@@ -123,6 +126,13 @@ impl Run {
     fn forward(mut self) {
         // SAFETY: prctl(2) on the calling thread only; failure leaves the default slack.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+        // The highest nice priority, where allowed, so a busy machine delays the forwarder
+        // less; best effort, as an unprivileged process may not raise it.
+        // SAFETY: gettid(2) cannot fail; setpriority(2) on this thread only.
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -20);
+        }
         let mut buf = vec![0u8; 65_536];
         loop {
             let next = self.deliver_due();
@@ -161,7 +171,8 @@ impl Run {
             let now = self.now();
             let mut any = false;
             for dir in [Direction::Up, Direction::Down] {
-                while let Some((_, packet)) = shapers.get(dir).pop_due(now) {
+                while let Some((due, packet)) = shapers.get(dir).pop_due(now) {
+                    shapers.lateness.record(Duration::from_nanos(now - due));
                     any = true;
                     let tun = match dir {
                         Direction::Up => &self.server,

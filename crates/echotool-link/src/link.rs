@@ -41,14 +41,68 @@ impl std::fmt::Debug for LinkOptions {
 }
 
 /// Counters of both directions since the link started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkStats {
     /// Client to server.
     pub up: DirectionStats,
     /// Server to client.
     pub down: DirectionStats,
+    /// How late the forwarder wrote packets out against their schedule, both directions.
+    pub lateness: Lateness,
     /// Time since the link started.
     pub elapsed: Duration,
+}
+
+/// How late packets left the link against the time the scheduler gave them: the forwarder's
+/// own timing error, in 1 µs buckets up to 10 ms (later ones share the last bucket).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lateness {
+    /// Packets per microsecond of lateness.
+    buckets: Vec<u64>,
+    /// The latest any packet was.
+    max: Duration,
+    /// Packets recorded.
+    count: u64,
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl Lateness {
+    const BUCKETS: usize = 10_000;
+
+    /// Records one packet written `late` after its due time.
+    pub(crate) fn record(&mut self, late: Duration) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; Self::BUCKETS];
+        }
+        let bucket = (late.as_micros() as usize).min(Self::BUCKETS - 1);
+        self.buckets[bucket] += 1;
+        self.max = self.max.max(late);
+        self.count += 1;
+    }
+
+    /// Packets recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The latest any packet was.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// The lateness that a fraction `q` (0..=1) of packets did not exceed, to the microsecond
+    /// above; zero when nothing was recorded.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let target = (q.clamp(0.0, 1.0) * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (micros, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return Duration::from_micros(micros as u64 + 1).min(self.max);
+            }
+        }
+        self.max
+    }
 }
 
 /// A running link: a client side and a server side joined by the emulated path. Dropping it
@@ -160,6 +214,7 @@ mod os {
         let shapers = Arc::new(Mutex::new(Shapers {
             up: Shaper::new(spec.up, options.seed),
             down: Shaper::new(spec.down, options.seed ^ 0xD0D0_D0D0_D0D0_D0D0),
+            lateness: Default::default(),
         }));
         let forwarder = Forwarder::start(
             client_tun,
@@ -205,6 +260,7 @@ mod os {
         LinkStats {
             up: shapers.up.stats(),
             down: shapers.down.stats(),
+            lateness: shapers.lateness.clone(),
             elapsed: inner.start.elapsed(),
         }
     }

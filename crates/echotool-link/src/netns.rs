@@ -68,6 +68,7 @@ pub struct Side {
 }
 
 impl Side {
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn new(role: Role, ns: os::Namespace) -> Side {
         Side {
             role,

@@ -15,7 +15,7 @@
 //! (1-RTT) packet is named only on a flow that carried a long header before. Parsing IP, TCP
 //! and UDP uses `etherparse` (IPv6 extension headers and malformed packets handled there).
 //!
-//! A [`FlowFilter`] narrows the trace to one flow: once armed, the first client packet of a
+//! [`crate::Link::trace_next_flow`] narrows the trace to one flow: the first client packet of a
 //! flow the link has not seen before picks the flow, and only its packets are traced.
 
 use std::collections::{HashMap, HashSet};
