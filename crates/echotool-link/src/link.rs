@@ -107,11 +107,20 @@ impl Lateness {
 
 /// A running link: a client side and a server side joined by the emulated path. Dropping it
 /// stops the forwarder; the namespaces go when the last [`Side`] clone goes too.
-#[derive(Debug)]
 pub struct Link {
     client: Side,
     server: Side,
     inner: os::Inner,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("spec", &self.spec().to_string())
+            .field("client", &self.client)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Link {
