@@ -78,17 +78,27 @@ pub fn pin_current_thread(cpus: &[usize]) {
     }
 }
 
-/// A multi-threaded runtime with `threads` workers pinned to `cpus`.
+/// What a runtime's threads do first, besides pinning: enter a side of an emulated link.
+pub type ThreadStart = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// A multi-threaded runtime with `threads` workers pinned to `cpus`, each thread (workers and
+/// blocking ones) running `start` first when given.
 pub fn runtime(
     name: &str,
     threads: usize,
     cpus: &[usize],
+    start: Option<ThreadStart>,
 ) -> std::io::Result<tokio::runtime::Runtime> {
     let cpus = cpus.to_vec();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .thread_name(name)
-        .on_thread_start(move || pin_current_thread(&cpus))
+        .on_thread_start(move || {
+            if let Some(start) = &start {
+                start();
+            }
+            pin_current_thread(&cpus);
+        })
         .enable_all()
         .build()
 }

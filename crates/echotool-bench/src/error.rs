@@ -17,6 +17,9 @@ pub enum BenchError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The emulated link could not start or change (`--link`): what is missing, and what to do.
+    #[error("{0}")]
+    Link(String),
     /// Drawing the plot failed.
     #[error("cannot draw {path}: {reason}")]
     Plot {

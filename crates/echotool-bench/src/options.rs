@@ -1,11 +1,14 @@
 //! What a benchmark run measures, and how.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use echotool_core::{ClientOptions, Endpoint};
 use serde::Serialize;
+
+use echotool_link::LinkSpec;
 
 use crate::{BenchError, Interrupt};
 
@@ -19,11 +22,23 @@ pub enum Scenario {
     Throughput,
     /// Connect (and handshake), one echo, close, as fast as possible.
     Setup,
+    /// Several independent echo streams over one connection: separate streams where the
+    /// transport has them (QUIC), messages in flight on the one byte stream otherwise (TCP,
+    /// TLS). Under loss it shows head-of-line blocking.
+    Multistream,
 }
 
 impl Scenario {
-    /// Every scenario, in the order a default run measures them.
+    /// The scenarios a default run measures, in order.
     pub const ALL: [Scenario; 3] = [Scenario::Latency, Scenario::Throughput, Scenario::Setup];
+
+    /// Every scenario there is, also those measured only when asked for.
+    pub const EVERY: [Scenario; 4] = [
+        Scenario::Latency,
+        Scenario::Throughput,
+        Scenario::Setup,
+        Scenario::Multistream,
+    ];
 
     /// Connections, message size and depth when the command line does not say.
     pub fn defaults(self) -> (usize, usize, usize) {
@@ -31,6 +46,7 @@ impl Scenario {
             Scenario::Latency => (1, 64, 1),
             Scenario::Throughput => (4, 16 * 1024, 2),
             Scenario::Setup => (1, 64, 1),
+            Scenario::Multistream => (1, 64, 8),
         }
     }
 
@@ -40,6 +56,7 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Throughput => "throughput",
             Scenario::Setup => "setup",
+            Scenario::Multistream => "multistream",
         }
     }
 }
@@ -57,8 +74,9 @@ impl FromStr for Scenario {
             "latency" => Ok(Scenario::Latency),
             "throughput" => Ok(Scenario::Throughput),
             "setup" => Ok(Scenario::Setup),
+            "multistream" => Ok(Scenario::Multistream),
             _ => Err(BenchError::Invalid(format!(
-                "'{s}' is not a scenario: choose latency, throughput or setup"
+                "'{s}' is not a scenario: choose latency, throughput, setup or multistream"
             ))),
         }
     }
@@ -101,6 +119,12 @@ pub struct BenchOptions {
     pub progress: bool,
     /// Stops the run early (Ctrl-C); what finished is still reported.
     pub interrupt: Interrupt,
+    /// Emulated links to measure over, one after the other (`--link`); empty: loopback.
+    pub links: Vec<LinkSpec>,
+    /// Write every packet that crossed the link to this pcapng file.
+    pub pcap: Option<PathBuf>,
+    /// Print the first connection of every row as a timeline of its packets, on stderr.
+    pub trace: bool,
 }
 
 impl Default for BenchOptions {
@@ -121,6 +145,9 @@ impl Default for BenchOptions {
             pin_cpus: true,
             progress: false,
             interrupt: Interrupt::new(),
+            links: Vec::new(),
+            pcap: None,
+            trace: false,
         }
     }
 }
@@ -212,6 +239,20 @@ impl BenchOptions {
         }
         if self.scenarios.is_empty() {
             return Err(BenchError::Invalid("no scenario to run".into()));
+        }
+        if !self.links.is_empty() && self.target.is_some() {
+            return Err(BenchError::Invalid(
+                "--link puts an emulated path between the client and the embedded servers; a \
+                 --target is outside it: drop one of them"
+                    .into(),
+            ));
+        }
+        if self.links.is_empty() && (self.pcap.is_some() || self.trace) {
+            let flag = if self.trace { "--trace" } else { "--pcap" };
+            return Err(BenchError::Invalid(format!(
+                "{flag} shows the packets that cross an emulated link: add --link (e.g. --link \
+                 delay=10ms, or --link none for no impairment)"
+            )));
         }
         Ok(())
     }

@@ -50,11 +50,15 @@ fn base(scenario: &str) -> &str {
     scenario.split('/').next().unwrap_or(scenario)
 }
 
-/// A row's curve label: the protocol, and its set-up variant.
+/// A row's curve label: the protocol, its set-up variant, and the link it crossed.
 fn label(row: &Row) -> String {
-    match row.scenario.split_once('/') {
+    let name = match row.scenario.split_once('/') {
         Some((_, variant)) => format!("{} {variant}", row.protocol),
         None => row.protocol.clone(),
+    };
+    match &row.link {
+        Some(link) => format!("{name} @ {link}"),
+        None => name,
     }
 }
 

@@ -38,6 +38,14 @@ impl Progress {
         }
     }
 
+    /// Runs `print` with the bar out of the way, so that lines on stderr do not tear it.
+    pub fn suspend(&self, print: impl FnOnce()) {
+        match &self.0 {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
     /// Removes the bar before the report is printed.
     pub fn finish(&self) {
         if let Some(bar) = &self.0 {

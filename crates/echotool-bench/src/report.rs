@@ -24,6 +24,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// The embedded servers' own counters at the end.
     pub servers: Vec<ServerSummary>,
+    /// What the emulated link did under each spec (`--link`), with its own timing error.
+    pub links: Vec<crate::LinkSummary>,
     /// Why the run stopped early (`SIGINT`, `SIGTERM`), if it did; the rows are those that
     /// finished.
     pub interrupted: Option<String>,
@@ -103,6 +105,10 @@ pub struct Row {
     pub interrupted: bool,
     /// Whether the transport carries datagrams (which can be lost, late or duplicated).
     pub datagram: bool,
+    /// The emulated link's short label (`4g`, `rtt=20ms`), when measured over one.
+    pub link: Option<String>,
+    /// The emulated link's spec, canonical.
+    pub link_spec: Option<String>,
 }
 
 impl Row {
@@ -152,12 +158,24 @@ impl Row {
             runs,
             interrupted: false,
             datagram: false,
+            link: None,
+            link_spec: None,
         }
     }
 
-    /// `PROTOCOL latency 64 B`: the row as findings name it.
+    /// `PROTOCOL latency 64 B over 4g`: the row as findings name it.
     fn label(&self) -> String {
-        format!("{} {} {}", self.protocol, self.scenario, bytes(self.size))
+        let over = self
+            .link
+            .as_ref()
+            .map(|l| format!(" over {l}"))
+            .unwrap_or_default();
+        format!(
+            "{} {} {}{over}",
+            self.protocol,
+            self.scenario,
+            bytes(self.size)
+        )
     }
 
     /// Whether no run of this row measured anything.
@@ -323,6 +341,21 @@ impl Report {
                 )));
             }
         }
+        for link in &self.links {
+            findings.push(Finding::note(format!(
+                "link {}: {} of {} packets dropped client to server and {} of {} server to \
+                 client by the emulation; the forwarder's own lateness p50 {:.0} µs, p99 \
+                 {:.0} µs, max {:.0} µs",
+                link.label,
+                link.up_dropped,
+                link.up_packets,
+                link.down_dropped,
+                link.down_packets,
+                link.lateness_p50_us,
+                link.lateness_p99_us,
+                link.lateness_max_us
+            )));
+        }
         if let Some(signal) = &self.interrupted {
             let abandoned = match &self.abandoned {
                 Some(what) => format!("; {what} was abandoned"),
@@ -344,14 +377,14 @@ impl Report {
     /// One CSV line per row (median run), with a header.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "protocol,scenario,conns,size,depth,rate,messages_per_sec,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatches,lost,spread_pct,late,duplicated,scheduled,unsent,samples,interrupted\n",
+            "protocol,scenario,conns,size,depth,rate,messages_per_sec,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatches,lost,spread_pct,late,duplicated,scheduled,unsent,samples,interrupted,link\n",
         );
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
         for r in &self.rows {
             let f = &r.median;
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{:.1},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{:.1},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
                 r.protocol,
                 r.scenario,
                 r.conns,
@@ -374,7 +407,8 @@ impl Report {
                 f.scheduled,
                 f.unsent,
                 f.samples,
-                r.interrupted
+                r.interrupted,
+                r.link_spec.as_deref().unwrap_or_default()
             );
         }
         out
@@ -440,6 +474,15 @@ impl Report {
                 left: true,
                 cell: Box::new(|r| r.scenario.clone()),
             },
+        ];
+        if self.rows.iter().any(|r| r.link.is_some()) {
+            columns.push(Column {
+                title: "link",
+                left: true,
+                cell: Box::new(|r| r.link.clone().unwrap_or_default()),
+            });
+        }
+        columns.extend([
             figure("conns", |r| r.conns.to_string()),
             figure("size", |r| bytes(r.size)),
             figure("depth", |r| match r.rate {
@@ -461,7 +504,7 @@ impl Report {
             figure("mismatch", |r| r.median.mismatches.to_string()),
             figure("lost", |r| datagram_count(r, r.median.lost)),
             figure("late", |r| datagram_count(r, r.median.late)),
-        ];
+        ]);
         if self.parameters.runs > 1 {
             columns.push(figure("spread", |r| {
                 r.spread_pct
@@ -631,6 +674,7 @@ mod tests {
             parameters: Parameters::new(&BenchOptions::default(), None, Vec::new()),
             rows,
             servers: Vec::new(),
+            links: Vec::new(),
             interrupted: None,
             abandoned: None,
             findings: Vec::new(),
@@ -687,6 +731,7 @@ mod tests {
             parameters: Parameters::new(&BenchOptions::default(), None, Vec::new()),
             rows: vec![row(false, &t, None), row(true, &t, None)],
             servers: Vec::new(),
+            links: Vec::new(),
             interrupted: None,
             abandoned: None,
             findings: Vec::new(),

@@ -2,18 +2,17 @@
 
 use std::sync::Arc;
 
-use echotool_core::client::default_echo_timeout;
 use echotool_core::{
     Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions, Transport,
 };
 use echotool_core::{ListenSpec, Running, bind_all, start};
-use tokio::task::JoinSet;
+use echotool_link::LinkSpec;
 
 use crate::cpus::{self, CpuPlan};
-use crate::load::{Drive, Window, datagram_echo, setup, stream_echo};
+use crate::measure::{BeforeFirstDial, Measurement};
+use crate::network::{LinkSummary, Network};
 use crate::progress::Progress;
 use crate::report::{Parameters, Report, Row, ServerSummary};
-use crate::tally::Tally;
 use crate::{BenchError, BenchOptions, Machine, Scenario, Shape};
 
 /// One server to measure.
@@ -39,42 +38,28 @@ fn io_err(context: &str) -> impl FnOnce(std::io::Error) -> BenchError {
 /// holds every row (and every run of the current row) that finished.
 pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchError> {
     opts.validate()?;
+    let mut network = Network::new(&opts.links, opts.pcap.clone(), opts.trace)?;
+    // A safety net beside the runtimes' own: a socket this thread made by mistake would be
+    // inside the link's client side, never in the host's namespace.
+    let _main_inside = network.enter_client()?;
     let plan = cpus::plan(opts.target.is_none(), opts.pin_cpus);
-    let client_rt = cpus::runtime("bench-client", plan.client_threads, &plan.client_cpus)
-        .map_err(io_err("starting the client runtime"))?;
+    let client_rt = cpus::runtime(
+        "bench-client",
+        plan.client_threads,
+        &plan.client_cpus,
+        network.client_start(),
+    )
+    .map_err(io_err("starting the client runtime"))?;
     let (targets, servers) = match &opts.target {
         Some(endpoint) => (vec![external_target(registry, endpoint, opts)?], None),
         None => {
-            let (targets, servers) = embedded_targets(registry, opts, &plan)?;
+            let (targets, servers) = embedded_targets(registry, opts, &plan, &network)?;
             (targets, Some(servers))
         }
     };
     let shapes = opts.shapes();
     check_datagram_sizes(&client_rt, &targets, &shapes)?;
-    let steps: usize = targets
-        .iter()
-        .map(|t| plans(t, &shapes).len() * opts.runs)
-        .sum();
-    let progress = Progress::new(opts.progress, steps);
-    let mut rows = Vec::new();
-    let mut abandoned = None;
-    'targets: for target in &targets {
-        for (shape, variant, resume) in plans(target, &shapes) {
-            let row = RowPlan {
-                target,
-                shape: &shape,
-                variant,
-                resume,
-            };
-            let (done, stopped) = row.measure(&client_rt, opts, &progress);
-            rows.extend(done);
-            if stopped.is_some() {
-                abandoned = stopped;
-                break 'targets;
-            }
-        }
-    }
-    progress.finish();
+    let measured = measure_all(&client_rt, &mut network, &targets, &shapes, opts)?;
     let servers = match servers {
         Some((server_rt, running)) => server_rt
             .block_on(running.stop())
@@ -95,14 +80,70 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
                 .map(|t| t.url.clone()),
             protocols(registry, opts),
         ),
-        rows,
+        rows: measured.rows,
         servers,
+        links: measured.links,
         interrupted: opts.interrupt.reason(),
-        abandoned,
+        abandoned: measured.abandoned,
         findings: Vec::new(),
     };
     report.findings = report.judge();
     Ok(report)
+}
+
+/// What the measurements gave.
+struct Measured {
+    rows: Vec<Row>,
+    links: Vec<LinkSummary>,
+    abandoned: Option<String>,
+}
+
+/// Every target in every shape, over every path (loopback, or each link spec in turn).
+fn measure_all(
+    client_rt: &tokio::runtime::Runtime,
+    network: &mut Network,
+    targets: &[Target],
+    shapes: &[Shape],
+    opts: &BenchOptions,
+) -> Result<Measured, BenchError> {
+    let paths = network.paths();
+    let steps: usize = targets
+        .iter()
+        .map(|t| plans(t, shapes).len() * opts.runs * paths.len())
+        .sum();
+    let progress = Progress::new(opts.progress, steps);
+    let mut measured = Measured {
+        rows: Vec::new(),
+        links: Vec::new(),
+        abandoned: None,
+    };
+    'paths: for path in &paths {
+        if let Some(spec) = path {
+            network.switch_to(spec)?;
+        }
+        for target in targets {
+            for (shape, variant, resume) in plans(target, shapes) {
+                let row = RowPlan {
+                    target,
+                    shape: &shape,
+                    variant,
+                    resume,
+                    link: path.as_ref(),
+                    network,
+                };
+                let (done, stopped) = row.measure(client_rt, opts, &progress);
+                measured.rows.extend(done);
+                if stopped.is_some() {
+                    measured.abandoned = stopped;
+                    measured.links.extend(network.summary());
+                    break 'paths;
+                }
+            }
+        }
+        measured.links.extend(network.summary());
+    }
+    progress.finish();
+    Ok(measured)
 }
 
 /// The protocols measured: those asked for, or every one the registry compares by default.
@@ -117,8 +158,11 @@ fn protocols(registry: &Registry, opts: &BenchOptions) -> Vec<String> {
 fn plans(target: &Target, shapes: &[Shape]) -> Vec<(Shape, Option<&'static str>, bool)> {
     shapes
         .iter()
-        // Set-up has no meaning without connections.
-        .filter(|s| !(s.scenario == Scenario::Setup && target.transport.kind() == Kind::Datagram))
+        // Set-up and streams have no meaning without connections.
+        .filter(|s| {
+            let connections = matches!(s.scenario, Scenario::Setup | Scenario::Multistream);
+            !(connections && target.transport.kind() == Kind::Datagram)
+        })
         .flat_map(|shape| {
             // Set-up on a transport that can resume sessions is measured once fresh and once
             // resumed, as the transport names its variants.
@@ -141,9 +185,30 @@ struct RowPlan<'a> {
     shape: &'a Shape,
     variant: Option<&'static str>,
     resume: bool,
+    /// The link in force, if any.
+    link: Option<&'a LinkSpec>,
+    network: &'a Network,
 }
 
 impl RowPlan<'_> {
+    /// One run of this row, owned so it can run as a task; with `--trace`, the first run
+    /// traces its first connection.
+    fn measurement(&self, opts: &BenchOptions, first_run: bool) -> Measurement {
+        let before_first_dial = (opts.trace && first_run)
+            .then(|| Arc::new(self.network.aim_trace()) as BeforeFirstDial);
+        Measurement {
+            transport: self.target.transport.clone(),
+            addr: self.target.addr.clone(),
+            client: self.target.client.clone(),
+            shape: *self.shape,
+            resume: self.resume,
+            warmup: opts.warmup,
+            duration: opts.duration,
+            echo_timeout: opts.echo_timeout,
+            before_first_dial,
+        }
+    }
+
     fn scenario(&self, scenario: &str) -> String {
         match self.variant {
             Some(v) => format!("{scenario}/{v}"),
@@ -162,8 +227,12 @@ impl RowPlan<'_> {
         let (mut runs, mut first_echo) = (Vec::new(), Vec::new());
         let mut stopped = None;
         for run in 1..=opts.runs {
+            let over = self
+                .link
+                .map(|l| format!(" over {}", l.label()))
+                .unwrap_or_default();
             let what = format!(
-                "{} {} {} B, run {run}/{}",
+                "{} {} {} B{over}, run {run}/{}",
                 self.target.name,
                 self.scenario(self.shape.scenario.name()),
                 self.shape.size,
@@ -171,10 +240,16 @@ impl RowPlan<'_> {
             );
             progress.start(what.clone());
             tracing::debug!("measuring {what}");
+            let measurement = self.measurement(opts, run == 1);
+            // On the runtime's threads: with a link, only they are inside its client side.
             let measured = client_rt.block_on(async {
+                let mut task = client_rt.spawn(measurement.run());
                 tokio::select! {
-                    measured = measure(self.target, self.shape, self.resume, opts) => Some(measured),
-                    () = opts.interrupt.triggered() => None,
+                    measured = &mut task => measured.ok(),
+                    () = opts.interrupt.triggered() => {
+                        task.abort();
+                        None
+                    }
                 }
             });
             let Some((main, extra)) = measured else {
@@ -184,6 +259,10 @@ impl RowPlan<'_> {
             runs.push(main.figures(opts.duration));
             first_echo.extend(extra.map(|t| t.figures(opts.duration)));
             progress.step();
+            let trace = self.network.take_trace();
+            if opts.trace && !trace.is_empty() {
+                progress.suspend(|| eprint!("trace: {what}, its first connection:\n{trace}"));
+            }
             tracing::debug!("measured {what}");
         }
         let interrupted = stopped.is_some();
@@ -198,6 +277,8 @@ impl RowPlan<'_> {
             let t = self.target;
             let mut row = Row::new(&t.name, &self.scenario(scenario), &t.url, self.shape, runs);
             row.interrupted = interrupted;
+            row.link = self.link.map(|l| l.label());
+            row.link_spec = self.link.map(|l| l.to_string());
             row.datagram = t.transport.kind() == Kind::Datagram;
             rows.push(row);
         }
@@ -219,11 +300,21 @@ fn check_datagram_sizes(
         let Some(largest) = shapes.iter().map(|s| s.size).max() else {
             continue;
         };
-        let dialed = client_rt.block_on(target.transport.dial(&target.addr, &target.client));
-        let Ok(Channel::Datagram(socket)) = dialed.map(|c| c.channel) else {
+        let (transport, addr, client) = (
+            target.transport.clone(),
+            target.addr.clone(),
+            target.client.clone(),
+        );
+        let dial = async move {
+            match transport.dial(&addr, &client).await.map(|c| c.channel) {
+                Ok(Channel::Datagram(socket)) => Some(socket.max_payload()),
+                _ => None,
+            }
+        };
+        // Dialed on the runtime's threads: with a link, only they are inside its client side.
+        let Ok(Some(max)) = client_rt.block_on(client_rt.spawn(dial)) else {
             continue;
         };
-        let max = socket.max_payload();
         if largest > max {
             let too_large = echotool_core::Error::TooLarge {
                 proto: target.name.clone(),
@@ -261,9 +352,15 @@ fn embedded_targets(
     registry: &Registry,
     opts: &BenchOptions,
     plan: &CpuPlan,
+    network: &Network,
 ) -> Result<(Vec<Target>, Servers), BenchError> {
-    let server_rt = cpus::runtime("bench-server", plan.server_threads, &plan.server_cpus)
-        .map_err(io_err("starting the server runtime"))?;
+    let server_rt = cpus::runtime(
+        "bench-server",
+        plan.server_threads,
+        &plan.server_cpus,
+        network.server_start(),
+    )
+    .map_err(io_err("starting the server runtime"))?;
     let mut specs = Vec::new();
     for name in &protocols(registry, opts) {
         let transport = registry.get(name)?;
@@ -271,7 +368,7 @@ fn embedded_targets(
         options.datagram.workers = Some(plan.server_threads.max(1));
         specs.push(ListenSpec {
             addr: HostPort {
-                host: transport.family().loopback().to_string(),
+                host: network.server_host(transport.family()),
                 port: 0,
             },
             transport,
@@ -279,7 +376,14 @@ fn embedded_targets(
             origin: None,
         });
     }
-    let bound = server_rt.block_on(bind_all(&specs))?;
+    // Bound on the runtime's threads: with a link, only they are inside its server side.
+    let binding = specs.clone();
+    let bound = server_rt
+        .block_on(server_rt.spawn(async move { bind_all(&binding).await }))
+        .map_err(|e| BenchError::Io {
+            context: "binding the embedded servers".into(),
+            source: std::io::Error::other(e),
+        })??;
     let mut targets = Vec::new();
     for (spec, listener) in specs.iter().zip(&bound) {
         // The embedded servers may have throwaway credentials: the client trusts exactly
@@ -296,72 +400,4 @@ fn embedded_targets(
     }
     let running = server_rt.block_on(async { start(bound) });
     Ok((targets, (server_rt, running)))
-}
-
-/// One measurement of one shape against one target: the main tally, and for set-up the
-/// time-to-first-echo tally too. The load runs in tasks of a [`JoinSet`], so abandoning the
-/// measurement (an interrupt) stops them all.
-async fn measure(
-    target: &Target,
-    shape: &Shape,
-    resume: bool,
-    opts: &BenchOptions,
-) -> (Tally, Option<Tally>) {
-    let kind = target.transport.kind();
-    let drive = Drive {
-        size: shape.size,
-        depth: shape.depth,
-        rate: shape.rate.map(|r| r / shape.conns as f64),
-        echo_timeout: opts.echo_timeout.unwrap_or(default_echo_timeout(kind)),
-        connect_timeout: target.client.connect_timeout,
-    };
-    if shape.scenario == Scenario::Setup {
-        let mut client = target.client.clone();
-        client.resume = resume;
-        let window = Window::after(opts.warmup, opts.duration);
-        let mut tasks = JoinSet::new();
-        for _ in 0..shape.conns {
-            let (transport, addr) = (target.transport.clone(), target.addr.clone());
-            tasks.spawn(setup(transport, addr, client.clone(), drive, window));
-        }
-        let (mut connected, mut first) = (Tally::default(), Tally::default());
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((c, f)) => {
-                    connected.merge(&c);
-                    first.merge(&f);
-                }
-                Err(join) => connected.error(&join),
-            }
-        }
-        return (connected, Some(first));
-    }
-    let mut total = Tally::default();
-    let mut channels = Vec::with_capacity(shape.conns);
-    for _ in 0..shape.conns {
-        match target.transport.dial(&target.addr, &target.client).await {
-            Ok(conn) => channels.push(conn.channel),
-            Err(err) => {
-                tracing::warn!(target = %target.url, error = %err, "cannot connect");
-                total.error(&err);
-            }
-        }
-    }
-    let window = Window::after(opts.warmup, opts.duration);
-    let mut tasks = JoinSet::new();
-    for channel in channels {
-        tasks.spawn(async move {
-            match channel {
-                Channel::Stream(stream) => stream_echo(stream, drive, window).await,
-                Channel::Datagram(socket) => datagram_echo(socket, drive, window).await,
-            }
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(tally) => total.merge(&tally),
-            Err(join) => total.error(&join),
-        }
-    }
-    (total, None)
 }

@@ -57,7 +57,7 @@ pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{
     Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server,
-    SetupVariant, Transport,
+    SetupVariant, StreamOpener, Transport,
 };
 
 /// Re-exported so transport crates implement [`Transport`] with the same macro version.

@@ -187,4 +187,15 @@ pub struct Connection {
     pub details: Vec<String>,
     /// Whether an earlier session was resumed (TLS session ticket, QUIC 0-RTT).
     pub resumed: bool,
+    /// More streams on the same connection, for transports that carry several (QUIC); `None`
+    /// where a connection is one stream.
+    pub streams: Option<Box<dyn StreamOpener>>,
+}
+
+/// Opens more streams on a connection that carries several, each independent of the others
+/// (a loss on one does not hold the others back).
+#[async_trait]
+pub trait StreamOpener: Send + Sync {
+    /// A new bidirectional stream on the same connection.
+    async fn open(&self) -> io::Result<BoxStream>;
 }

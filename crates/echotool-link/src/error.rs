@@ -29,8 +29,7 @@ pub enum LinkError {
     #[error(
         "--link needs CAP_NET_ADMIN to make network namespaces and TUN devices ({detail}): run \
          as root (sudo), or allow unprivileged user namespaces \
-         (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0) and call \
-         echotool_link::unprivileged_setup() first thing in main"
+         (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0)"
     )]
     NoPrivilege {
         /// What was tried and how it failed.

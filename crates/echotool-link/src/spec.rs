@@ -229,6 +229,23 @@ impl LinkSpec {
         Ok(spec)
     }
 
+    /// Parses a list of specs, as `--link lan,4g,loss=2%,satellite` gives it: every profile
+    /// name after the first item starts the next spec, and keys refine the spec before them.
+    /// A list without a second profile is one spec (`delay=20ms,loss=1%`).
+    pub fn parse_list(text: &str) -> Result<Vec<Self>> {
+        let mut groups: Vec<Vec<&str>> = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            match groups.last_mut() {
+                Some(group) if item.contains('=') || item.is_empty() => group.push(item),
+                _ => groups.push(vec![item]),
+            }
+        }
+        groups
+            .iter()
+            .map(|group| LinkSpec::parse(&group.join(",")))
+            .collect()
+    }
+
     fn apply_profile(&mut self, item: &str, index: usize) -> Result<()> {
         let Some(found) = profile(&item.to_ascii_lowercase()) else {
             return Err(LinkError::spec(

@@ -212,7 +212,9 @@ impl Recorder for Tracer {
             let _ = write!(line, " DROPPED ({})", reason.as_str());
         }
         let secs = at as f64 / 1e9;
-        if let Err(err) = writeln!(self.out, "{secs:12.6} {} {line}", dir.arrow()) {
+        // A line at a time: a trace is read as it happens, and one flow is few packets.
+        let written = writeln!(self.out, "{secs:12.6} {} {line}", dir.arrow());
+        if let Err(err) = written.and_then(|()| self.out.flush()) {
             eprintln!("link trace: {err}; trace stopped");
             self.failed = true;
         }
@@ -304,9 +306,8 @@ fn quic_long(packet: &[u8]) -> Option<(&'static str, usize)> {
     if version == 0 {
         return Some(("Version Negotiation", packet.len()));
     }
-    if packet[0] & 0x40 == 0 {
-        return None;
-    }
+    // The fixed bit is not checked: peers that grease it (RFC 9287, as quinn does) clear it,
+    // and the version already says this is QUIC.
     let kind = (packet[0] >> 4) & 3;
     let name = match (version, kind) {
         (1, 0) | (0x6b33_43cf, 1) => "Initial",

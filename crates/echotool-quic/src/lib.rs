@@ -36,7 +36,7 @@ use echotool_secure::ClientConfigs;
 use echotool_secure::config::{QUIC, ephemeral_names, server_config};
 use quinn::crypto::rustls::QuicClientConfig;
 
-use crate::stream::{QuicDatagrams, QuicStream};
+use crate::stream::{ClientConnection, QuicDatagrams, QuicOpener, QuicStream};
 
 /// The `quic` transport.
 #[derive(Default)]
@@ -128,30 +128,28 @@ impl Transport for QuicTransport {
                 }
                 Err(connecting) => (connecting.await.map_err(explain)?, false),
             };
-            let channel = if opts.datagrams {
+            let (channel, streams) = if opts.datagrams {
                 let max = conn
                     .max_datagram_size()
                     .ok_or(QuicError::NoDatagrams { url: url.clone() })?;
-                Channel::Datagram(Box::new(QuicDatagrams::new(
-                    conn.clone(),
-                    endpoint.clone(),
-                    max,
-                )))
+                let datagrams = QuicDatagrams::new(conn.clone(), endpoint.clone(), max);
+                (Channel::Datagram(Box::new(datagrams)), None)
             } else {
+                let owner = ClientConnection::new(conn.clone(), endpoint.clone());
                 let (send, recv) = conn.open_bi().await.map_err(explain)?;
-                Channel::Stream(Box::new(QuicStream::client(
-                    send,
-                    recv,
-                    conn.clone(),
-                    endpoint.clone(),
-                    explainer.clone(),
-                )))
+                let first = QuicStream::client(send, recv, owner.clone(), explainer.clone());
+                let opener = QuicOpener {
+                    owner,
+                    explain: explainer.clone(),
+                };
+                let streams: Box<dyn echotool_core::StreamOpener> = Box::new(opener);
+                (Channel::Stream(Box::new(first)), Some(streams))
             };
-            Ok::<_, Error>((conn, channel, early))
+            Ok::<_, Error>((conn, channel, streams, early))
         };
         // A refusal (ICMP port unreachable) ends the wait at once; silence lasts until the
         // timeout.
-        let (conn, channel, early) = tokio::select! {
+        let (conn, channel, streams, early) = tokio::select! {
             done = tokio::time::timeout(opts.connect_timeout, handshake) => {
                 done.map_err(|_| error::no_answer(&url, peer, opts.connect_timeout))??
             }
@@ -165,6 +163,7 @@ impl Transport for QuicTransport {
             peer,
             details,
             resumed: early,
+            streams,
         })
     }
 }

@@ -12,14 +12,36 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Turns a lost connection into words (the client's view: alerts, verification failures).
 pub(crate) type Explain = Arc<dyn Fn(&quinn::ConnectionError) -> String + Send + Sync>;
 
+/// A client's connection and endpoint, closed in an orderly way (code 0, rather than letting
+/// the server time it out) when the last stream or opener holding it is dropped.
+pub(crate) struct ClientConnection {
+    conn: quinn::Connection,
+    _endpoint: quinn::Endpoint,
+}
+
+impl ClientConnection {
+    pub(crate) fn new(conn: quinn::Connection, endpoint: quinn::Endpoint) -> Arc<Self> {
+        Arc::new(ClientConnection {
+            conn,
+            _endpoint: endpoint,
+        })
+    }
+}
+
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        self.conn.close(0u32.into(), b"done");
+    }
+}
+
 /// One bidirectional QUIC stream as a byte stream: reads from its receive half, writes to its
 /// send half, and half-close finishes the send half (FIN).
 pub(crate) struct QuicStream {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
-    /// A client's connection and endpoint, closed when the stream is dropped; a server's
-    /// stream leaves its connection alone.
-    owner: Option<(quinn::Connection, quinn::Endpoint)>,
+    /// A client's connection, shared by its streams and held only so that it closes when the
+    /// last of them goes; a server's stream leaves its connection alone.
+    _owner: Option<Arc<ClientConnection>>,
     /// A client explains a lost connection: a server that wants a client certificate says so
     /// only after the handshake, on the first read.
     explain: Option<Explain>,
@@ -29,14 +51,13 @@ impl QuicStream {
     pub(crate) fn client(
         send: quinn::SendStream,
         recv: quinn::RecvStream,
-        conn: quinn::Connection,
-        endpoint: quinn::Endpoint,
+        owner: Arc<ClientConnection>,
         explain: Explain,
     ) -> Self {
         QuicStream {
             send,
             recv,
-            owner: Some((conn, endpoint)),
+            _owner: Some(owner),
             explain: Some(explain),
         }
     }
@@ -45,7 +66,7 @@ impl QuicStream {
         QuicStream {
             send,
             recv,
-            owner: None,
+            _owner: None,
             explain: None,
         }
     }
@@ -67,12 +88,25 @@ impl QuicStream {
     }
 }
 
-impl Drop for QuicStream {
-    fn drop(&mut self) {
-        if let Some((conn, _endpoint)) = &self.owner {
-            // An orderly close (code 0) rather than letting the server time the connection out.
-            conn.close(0u32.into(), b"done");
-        }
+/// More streams on a client's connection (`Connection::streams`), each independent.
+pub(crate) struct QuicOpener {
+    pub(crate) owner: Arc<ClientConnection>,
+    pub(crate) explain: Explain,
+}
+
+#[async_trait]
+impl echotool_core::StreamOpener for QuicOpener {
+    async fn open(&self) -> io::Result<echotool_core::BoxStream> {
+        let (send, recv) =
+            self.owner.conn.open_bi().await.map_err(|e| {
+                io::Error::new(io::ErrorKind::ConnectionAborted, (self.explain)(&e))
+            })?;
+        Ok(Box::new(QuicStream::client(
+            send,
+            recv,
+            self.owner.clone(),
+            self.explain.clone(),
+        )))
     }
 }
 

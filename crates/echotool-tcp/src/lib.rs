@@ -97,6 +97,7 @@ impl Transport for TcpTransport {
             peer,
             details: vec![format!("connected to {peer}")],
             resumed: false,
+            streams: None,
         })
     }
 }

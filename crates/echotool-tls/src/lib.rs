@@ -130,6 +130,7 @@ impl Transport for TlsTransport {
             peer,
             details,
             resumed,
+            streams: None,
         })
     }
 }

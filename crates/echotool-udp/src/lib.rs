@@ -101,6 +101,7 @@ impl Transport for UdpTransport {
             peer,
             details: vec![format!("sending datagrams to {peer}")],
             resumed: false,
+            streams: None,
         })
     }
 }

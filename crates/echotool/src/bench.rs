@@ -48,6 +48,9 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
         pin_cpus: !args.no_pin,
         progress: !quiet,
         interrupt: interrupt.clone(),
+        links: args.link.iter().flatten().cloned().collect(),
+        pcap: args.pcap.clone(),
+        trace: args.trace,
     };
     if !quiet {
         let mut notices = opts.notices();

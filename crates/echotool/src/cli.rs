@@ -223,7 +223,9 @@ pub struct BenchArgs {
         conflicts_with = "target"
     )]
     pub proto: Vec<String>,
-    /// Scenarios: latency, throughput, setup (comma separated).
+    /// Scenarios, comma separated: latency, throughput, setup, and multistream (several
+    /// independent streams on one connection, --depth of them: QUIC streams, or messages in
+    /// flight on one TCP or TLS stream; with --link loss=... it shows head-of-line blocking).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_parser = parse_scenario)]
     pub scenario: Vec<Scenario>,
     /// Connections (sockets for datagram protocols) per measurement.
@@ -275,6 +277,21 @@ pub struct BenchArgs {
     /// Do not pin the embedded servers and the client to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Put an emulated link between the client and the embedded servers (Linux, root or user
+    /// namespaces): a profile (none, lan, wifi, 4g, intercontinental, satellite) and/or
+    /// comma-separated keys per direction: delay (one way), jitter, loss, rate, queue,
+    /// reorder, dup, mtu, with up:/down: for one direction, e.g. delay=20ms,loss=1% or
+    /// 4g,loss=2%. Repeat it, or list profiles (lan,4g,satellite), to sweep several links.
+    #[arg(long, value_name = "SPEC", value_parser = parse_links, action = clap::ArgAction::Append)]
+    pub link: Vec<Vec<echotool_link::LinkSpec>>,
+    /// With --link: write every packet that crossed the link (both ways, drops marked) to
+    /// this pcapng file, for Wireshark or tcpdump (SSLKEYLOGFILE decrypts TLS and QUIC there).
+    #[arg(long, value_name = "FILE.pcapng", requires = "link")]
+    pub pcap: Option<PathBuf>,
+    /// With --link: print each row's first connection as a timeline on stderr: time,
+    /// direction, and one line per packet (TCP flags, TLS records, QUIC packet types).
+    #[arg(long, requires = "link")]
+    pub trace: bool,
     /// TLS settings for a --target (embedded TLS servers are trusted by their fingerprint).
     #[command(flatten)]
     pub tls: ConnectTlsArgs,
@@ -370,6 +387,10 @@ pub enum ModeArg {
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     Endpoint::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_links(text: &str) -> Result<Vec<echotool_link::LinkSpec>, String> {
+    echotool_link::LinkSpec::parse_list(text).map_err(|e| e.to_string())
 }
 
 fn parse_scenario(text: &str) -> Result<Scenario, String> {
@@ -507,7 +528,7 @@ fn bench_defaults(c: clap::Command, registry: &Registry) -> clap::Command {
     use echotool_core::client::{DATAGRAM_ECHO_TIMEOUT, STREAM_ECHO_TIMEOUT};
     let defaults = BenchOptions::default();
     let per_scenario = |pick: fn((usize, usize, usize)) -> String| {
-        let each: Vec<String> = Scenario::ALL
+        let each: Vec<String> = Scenario::EVERY
             .iter()
             .map(|s| format!("{s} {}", pick(s.defaults())))
             .collect();

@@ -20,6 +20,12 @@ use crate::cli::{Command, ConfigCommand};
 
 fn main() -> ExitCode {
     exit::install_panic_hook();
+    // An emulated link needs the right to make network namespaces; without root, a user
+    // namespace of its own gives it, and only a process with one thread may make one: so
+    // before anything else starts a thread.
+    if std::env::args().any(|a| a == "--link" || a.starts_with("--link=")) {
+        let _ = echotool_link::unprivileged_setup();
+    }
     let registry = registry::all();
     let cli = match cli::parse(&registry) {
         Ok(cli) => cli,

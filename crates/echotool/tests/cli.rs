@@ -72,9 +72,9 @@ fn help_shows_the_defaults_that_run() {
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     for needle in [
         "[default: tcp,udp,tls,quic]",
-        "[default: per scenario: latency 1, throughput 4, setup 1]",
-        "[default: per scenario: latency 64 B, throughput 16 KiB, setup 64 B]",
-        "[default: per scenario: latency 1, throughput 2, setup 1]",
+        "[default: per scenario: latency 1, throughput 4, setup 1, multistream 1]",
+        "[default: per scenario: latency 64 B, throughput 16 KiB, setup 64 B, multistream 64 B]",
+        "[default: per scenario: latency 1, throughput 2, setup 1, multistream 8]",
         "[default: 5s]",
         "[default: 1s for datagrams, 5s for streams]",
     ] {

@@ -14,12 +14,15 @@ use crate::tally::Tally;
 
 /// Connection set-up, one after another until the window closes: dial (with any handshake),
 /// one echo, orderly close. Returns the set-up times and the times to the first echo.
+/// `before_first` is called right before the first dial that is measured (after the one that
+/// leaves a session to resume).
 pub async fn setup(
     transport: Arc<dyn Transport>,
     addr: HostPort,
     client: ClientOptions,
     drive: Drive,
     window: Window,
+    mut before_first: Option<crate::measure::BeforeFirstDial>,
 ) -> (Tally, Tally) {
     let payload = Payload::new(drive.size.max(crate::payload::SEQ_BYTES));
     let (mut connected, mut first_echo) = (Tally::default(), Tally::default());
@@ -38,6 +41,9 @@ pub async fn setup(
             break;
         }
         let measured = window.contains(t0);
+        if measured && let Some(aim) = before_first.take() {
+            aim();
+        }
         let conn = match dial().await {
             Ok(Ok(conn)) => conn,
             failed => {

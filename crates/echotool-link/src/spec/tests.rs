@@ -193,3 +193,15 @@ fn percent_prints_exactly() {
     assert_eq!(Percent::from_ppm(2_000_000).ppm(), 1_000_000);
     assert!((Percent::from_ppm(5_000).fraction() - 0.005).abs() < 1e-12);
 }
+
+#[test]
+fn a_list_splits_at_profile_names_and_keys_refine_the_spec_before_them() {
+    let list = LinkSpec::parse_list("lan,4g,loss=2%,satellite").unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0], LinkSpec::parse("lan").unwrap());
+    assert_eq!(list[1], LinkSpec::parse("4g,loss=2%").unwrap());
+    assert_eq!(list[2].label(), "satellite");
+    let one = LinkSpec::parse_list("delay=20ms,loss=1%").unwrap();
+    assert_eq!(one, vec![LinkSpec::parse("delay=20ms,loss=1%").unwrap()]);
+    assert!(LinkSpec::parse_list("lan,,4g").is_err());
+}
