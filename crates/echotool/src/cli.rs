@@ -286,11 +286,11 @@ pub struct BenchArgs {
     pub link: Vec<Vec<echotool_link::LinkSpec>>,
     /// With --link: write every packet that crossed the link (both ways, drops marked) to
     /// this pcapng file, for Wireshark or tcpdump (SSLKEYLOGFILE decrypts TLS and QUIC there).
-    #[arg(long, value_name = "FILE.pcapng", requires = "link")]
+    #[arg(long, value_name = "FILE.pcapng")]
     pub pcap: Option<PathBuf>,
     /// With --link: print each row's first connection as a timeline on stderr: time,
     /// direction, and one line per packet (TCP flags, TLS records, QUIC packet types).
-    #[arg(long, requires = "link")]
+    #[arg(long)]
     pub trace: bool,
     /// TLS settings for a --target (embedded TLS servers are trusted by their fingerprint).
     #[command(flatten)]
