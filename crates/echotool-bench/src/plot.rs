@@ -1,5 +1,6 @@
-//! Latency percentile curves as SVG: one chart per scenario, one curve per protocol, the
-//! percentile axis in "nines" (90, 99, 99.9, ...) so the tail gets the room it deserves.
+//! Latency percentile curves as SVG: one chart per scenario (and, over emulated links, one
+//! column per link: small multiples), one curve per protocol in the same colour everywhere,
+//! the percentile axis in "nines" (90, 99, 99.9, ...) so the tail gets the room it deserves.
 
 use std::path::Path;
 
@@ -26,23 +27,48 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), BenchError> {
         reason: e,
     };
     let layout = Layout::of(report);
-    let panels = layout.panels.len().max(1);
-    let root = SVGBackend::new(path, (900, 420 * panels as u32)).into_drawing_area();
+    let columns = layout.links.len().max(1);
+    let rows = layout.panels.len().div_ceil(columns).max(1);
+    let width = if columns == 1 {
+        900
+    } else {
+        560 * columns as u32
+    };
+    let root = SVGBackend::new(path, (width, 420 * rows as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let areas = root.split_evenly((panels, 1));
+    let areas = root.split_evenly((rows, columns));
     for (panel, area) in layout.panels.iter().zip(areas.iter()) {
         layout.draw(panel, area).map_err(err)?;
     }
     root.present().map_err(|e| err(e.to_string()))
 }
 
-/// One panel per kind of measurement (latency, throughput, setup, first-echo) and size; set-up
-/// variants (a full and a resumed handshake, say) are curves in the same panel, and every curve
-/// label has one colour in every panel.
+/// One panel per kind of measurement (latency, throughput, setup, first-echo), size and link,
+/// links in columns; set-up variants (a full and a resumed handshake, say) are curves in the
+/// same panel, and every curve label has one colour in every panel.
 struct Layout<'a> {
     measured: Vec<&'a Row>,
-    panels: Vec<(String, usize)>,
+    panels: Vec<Panel>,
     labels: Vec<String>,
+    links: Vec<Option<String>>,
+}
+
+/// What one panel shows: a scenario, a message size, a link.
+#[derive(Clone, Debug, PartialEq)]
+struct Panel {
+    scenario: String,
+    size: usize,
+    link: Option<String>,
+}
+
+impl Panel {
+    fn of(row: &Row) -> Self {
+        Panel {
+            scenario: base(&row.scenario).to_string(),
+            size: row.size,
+            link: row.link.clone(),
+        }
+    }
 }
 
 /// `setup/full` → `setup`.
@@ -50,15 +76,11 @@ fn base(scenario: &str) -> &str {
     scenario.split('/').next().unwrap_or(scenario)
 }
 
-/// A row's curve label: the protocol, its set-up variant, and the link it crossed.
+/// A row's curve label: the protocol and its set-up variant (the link is the panel's).
 fn label(row: &Row) -> String {
-    let name = match row.scenario.split_once('/') {
+    match row.scenario.split_once('/') {
         Some((_, variant)) => format!("{} {variant}", row.protocol),
         None => row.protocol.clone(),
-    };
-    match &row.link {
-        Some(link) => format!("{name} @ {link}"),
-        None => name,
     }
 }
 
@@ -69,21 +91,36 @@ impl<'a> Layout<'a> {
             .iter()
             .filter(|r| !r.median.curve.is_empty())
             .collect();
-        let (mut panels, mut labels) = (Vec::new(), Vec::new());
+        let (mut keys, mut labels, mut links) = (Vec::new(), Vec::new(), Vec::new());
         for row in &measured {
             let key = (base(&row.scenario).to_string(), row.size);
-            if !panels.contains(&key) {
-                panels.push(key);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            if !links.contains(&row.link) {
+                links.push(row.link.clone());
             }
             let name = label(row);
             if !labels.contains(&name) {
                 labels.push(name);
             }
         }
+        // Row by row a scenario, column by column a link.
+        let panels = keys
+            .iter()
+            .flat_map(|(scenario, size)| {
+                links.iter().map(|link| Panel {
+                    scenario: scenario.clone(),
+                    size: *size,
+                    link: link.clone(),
+                })
+            })
+            .collect();
         Layout {
             measured,
             panels,
             labels,
+            links,
         }
     }
 
@@ -95,16 +132,20 @@ impl<'a> Layout<'a> {
     /// Draws one panel's curves into `area`.
     fn draw<DB: DrawingBackend>(
         &self,
-        (scenario, size): &(String, usize),
+        panel: &Panel,
         area: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<(), String> {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         let rows: Vec<&Row> = self
             .measured
             .iter()
-            .filter(|r| base(&r.scenario) == scenario && r.size == *size)
+            .filter(|r| Panel::of(r) == *panel)
             .copied()
             .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (scenario, size) = (&panel.scenario, &panel.size);
         let (lo, hi) = rows
             .iter()
             .flat_map(|r| r.median.curve.iter().map(|(_, us)| *us))
@@ -115,7 +156,12 @@ impl<'a> Layout<'a> {
             "first-echo" => "time to the first echo",
             _ => "round trip",
         };
-        let caption = format!("{scenario}, {}: {what} by percentile", bytes(*size));
+        let over = panel
+            .link
+            .as_ref()
+            .map(|l| format!(" over {l}"))
+            .unwrap_or_default();
+        let caption = format!("{scenario}, {}{over}: {what} by percentile", bytes(*size));
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 20))
             .margin(12)
