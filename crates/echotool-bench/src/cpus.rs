@@ -4,10 +4,10 @@
 //! or more CPUs available, the embedded servers get the first half and the client the second
 //! half, each runtime's threads pinned there with `sched_setaffinity`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The CPU split of a run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CpuPlan {
     /// CPUs the embedded servers' runtime is pinned to (empty: not pinned).
     pub server_cpus: Vec<usize>,

@@ -1,10 +1,13 @@
 //! What the figures were measured on.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The machine a report comes from.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
+    /// The host's name (`uname -n`): a pod's name on Kubernetes.
+    #[serde(default)]
+    pub hostname: String,
     /// `uname -r`.
     pub kernel: String,
     /// The CPU's model name from /proc/cpuinfo.
@@ -25,23 +28,29 @@ impl Machine {
                     .map(|(_, v)| v.trim().to_string())
             })
             .unwrap_or_else(|| "unknown".into());
+        let (hostname, kernel) = uname();
         Machine {
-            kernel: kernel(),
+            hostname,
+            kernel,
             cpu_model,
             cpus: crate::cpus::allowed().len(),
         }
     }
 }
 
-fn kernel() -> String {
-    // SAFETY: uname fills a zeroed struct of C strings.
+/// The host's name and the kernel's release.
+fn uname() -> (String, String) {
+    // SAFETY: uname fills a zeroed struct of NUL-terminated C strings.
     unsafe {
         let mut name: libc::utsname = std::mem::zeroed();
         if libc::uname(&mut name) != 0 {
-            return "unknown".into();
+            return ("unknown".into(), "unknown".into());
         }
-        std::ffi::CStr::from_ptr(name.release.as_ptr())
-            .to_string_lossy()
-            .into_owned()
+        let text = |field: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(field.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        (text(&name.nodename), text(&name.release))
     }
 }

@@ -6,7 +6,7 @@
 //! every socket must be made there.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use echotool_core::client::default_echo_timeout;
 use echotool_core::{Channel, ClientOptions, HostPort, Transport};
@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::load::{Drive, Window, datagram_echo, setup, stream_echo};
 use crate::tally::Tally;
-use crate::{Scenario, Shape};
+use crate::{Scenario, Shape, Span};
 
 /// Called right before the measurement's first connection (aims the link's trace at it).
 pub(crate) type BeforeFirstDial = Arc<dyn Fn() + Send + Sync>;
@@ -39,13 +39,15 @@ pub(crate) struct Measurement {
     pub echo_timeout: Option<Duration>,
     /// Called before the first connection that counts.
     pub before_first_dial: Option<BeforeFirstDial>,
+    /// Do not start the warm-up before this wall-clock time (`--start-at`).
+    pub not_before: Option<SystemTime>,
 }
 
 impl Measurement {
     /// Runs it: the main tally, and for set-up the time-to-first-echo tally too. The load
     /// runs in tasks of a [`JoinSet`], so abandoning the measurement (an interrupt) stops
     /// them all.
-    pub(crate) async fn run(self) -> (Tally, Option<Tally>) {
+    pub(crate) async fn run(self) -> (Tally, Option<Tally>, Span) {
         let kind = self.transport.kind();
         let drive = Drive {
             size: self.shape.size,
@@ -56,19 +58,36 @@ impl Measurement {
         };
         match self.shape.scenario {
             Scenario::Setup => {
-                let (connected, first) = self.setups(drive).await;
-                (connected, Some(first))
+                let window = self.window().await;
+                let (connected, first) = self.setups(drive, window).await;
+                (connected, Some(first), window.span())
             }
-            Scenario::Multistream => (self.streams(drive).await, None),
-            Scenario::Latency | Scenario::Throughput => (self.echoes(drive).await, None),
+            Scenario::Multistream => {
+                let (tally, window) = self.streams(drive).await;
+                (tally, None, window.span())
+            }
+            Scenario::Latency | Scenario::Throughput => {
+                let (tally, window) = self.echoes(drive).await;
+                (tally, None, window.span())
+            }
         }
     }
 
+    /// The warm-up and measured window, starting now, or at `not_before` if that is later.
+    async fn window(&self) -> Window {
+        if let Some(wait) = self
+            .not_before
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        {
+            tokio::time::sleep(wait).await;
+        }
+        Window::after(self.warmup, self.duration)
+    }
+
     /// Set-ups, one task per connection at a time.
-    async fn setups(self, drive: Drive) -> (Tally, Tally) {
+    async fn setups(self, drive: Drive, window: Window) -> (Tally, Tally) {
         let mut client = self.client.clone();
         client.resume = self.resume;
-        let window = Window::after(self.warmup, self.duration);
         let mut tasks = JoinSet::new();
         for n in 0..self.shape.conns {
             let (transport, addr) = (self.transport.clone(), self.addr.clone());
@@ -91,14 +110,13 @@ impl Measurement {
     /// Several independent streams per connection, `depth` of them, each with one message in
     /// flight: separate streams where the connection has them (QUIC), else all in flight on
     /// its one byte stream, where a loss holds back every message behind it.
-    async fn streams(self, drive: Drive) -> Tally {
+    async fn streams(self, drive: Drive) -> (Tally, Window) {
         let mut total = Tally::default();
         if let Some(aim) = &self.before_first_dial {
             aim();
         }
-        let window = Window::after(self.warmup, self.duration);
-        let one = Drive { depth: 1, ..drive };
-        let mut tasks = JoinSet::new();
+        // Every stream opened first; the warm-up starts once they are all there.
+        let mut streams = Vec::new();
         for _ in 0..self.shape.conns {
             let conn = match self.transport.dial(&self.addr, &self.client).await {
                 Ok(conn) => conn,
@@ -111,30 +129,28 @@ impl Measurement {
                 continue;
             };
             let Some(opener) = conn.streams else {
-                tasks.spawn(stream_echo(first, drive, window));
+                streams.push((first, drive));
                 continue;
             };
-            tasks.spawn(stream_echo(first, one, window));
+            let one = Drive { depth: 1, ..drive };
+            streams.push((first, one));
             for _ in 1..self.shape.depth {
                 match opener.open().await {
-                    Ok(stream) => {
-                        tasks.spawn(stream_echo(stream, one, window));
-                    }
+                    Ok(stream) => streams.push((stream, one)),
                     Err(err) => total.error(&err),
                 }
             }
         }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(tally) => total.merge(&tally),
-                Err(join) => total.error(&join),
-            }
+        let window = self.window().await;
+        let mut tasks = JoinSet::new();
+        for (stream, drive) in streams {
+            tasks.spawn(stream_echo(stream, drive, window));
         }
-        total
+        (collect(tasks, total).await, window)
     }
 
     /// Echoes over connections dialed first, one task each.
-    async fn echoes(self, drive: Drive) -> Tally {
+    async fn echoes(self, drive: Drive) -> (Tally, Window) {
         let mut total = Tally::default();
         if let Some(aim) = &self.before_first_dial {
             aim();
@@ -149,7 +165,7 @@ impl Measurement {
                 }
             }
         }
-        let window = Window::after(self.warmup, self.duration);
+        let window = self.window().await;
         let mut tasks = JoinSet::new();
         for channel in channels {
             tasks.spawn(async move {
@@ -159,12 +175,17 @@ impl Measurement {
                 }
             });
         }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(tally) => total.merge(&tally),
-                Err(join) => total.error(&join),
-            }
-        }
-        total
+        (collect(tasks, total).await, window)
     }
+}
+
+/// Waits for every connection's task and adds its tally to `total`.
+async fn collect(mut tasks: JoinSet<Tally>, mut total: Tally) -> Tally {
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(tally) => total.merge(&tally),
+            Err(join) => total.error(&join),
+        }
+    }
+    total
 }

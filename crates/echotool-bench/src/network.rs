@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use echotool_core::{Family, lock_ignoring_poison};
 use echotool_link::{Link, LinkOptions, LinkSpec, LinkStats, NsGuard};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 use crate::cpus::ThreadStart;
@@ -27,7 +27,7 @@ pub(crate) struct Network {
 }
 
 /// What the link did while one spec was in force, for the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LinkSummary {
     /// The spec, canonical (`delay=20ms,loss=1%`).
     pub spec: String,

@@ -3,17 +3,17 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use echotool_core::{ClientOptions, Endpoint};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use echotool_link::LinkSpec;
 
 use crate::{BenchError, Interrupt};
 
 /// A kind of measurement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// One connection, small messages, one in flight: the round-trip time.
@@ -86,7 +86,7 @@ impl FromStr for Scenario {
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// Protocols to measure, by registry name; empty measures the registry's
-    /// [`echotool_core::Registry::compared`]. Ignored with `target`.
+    /// [`echotool_core::Registry::compared`]. Ignored with `targets`.
     pub protocols: Vec<String>,
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
@@ -105,8 +105,11 @@ pub struct BenchOptions {
     /// Open loop: messages per second in total, sent on schedule whatever the server does;
     /// latency counts from the scheduled time.
     pub rate: Option<f64>,
-    /// Measure this external echo server instead of starting embedded ones.
-    pub target: Option<Endpoint>,
+    /// Measure these external echo servers, side by side, instead of starting embedded ones.
+    pub targets: Vec<Endpoint>,
+    /// Start the first warm-up at this wall-clock time, and every later one on a schedule
+    /// from it ([`BenchOptions::slot`]), so that agents on several hosts measure together.
+    pub start_at: Option<SystemTime>,
     /// How clients dial (trust for a secure target, timeouts).
     pub client: ClientOptions,
     /// How long an echo may take, from when its message left, before it counts as lost
@@ -139,7 +142,8 @@ impl Default for BenchOptions {
             warmup: Duration::from_secs(1),
             runs: 1,
             rate: None,
-            target: None,
+            targets: Vec::new(),
+            start_at: None,
             client: ClientOptions::default(),
             echo_timeout: None,
             pin_cpus: true,
@@ -153,7 +157,7 @@ impl Default for BenchOptions {
 }
 
 /// The shape of one measurement: a scenario with its connections, size, depth and rate.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Shape {
     /// The scenario.
     pub scenario: Scenario,
@@ -240,7 +244,7 @@ impl BenchOptions {
         if self.scenarios.is_empty() {
             return Err(BenchError::Invalid("no scenario to run".into()));
         }
-        if !self.links.is_empty() && self.target.is_some() {
+        if !self.links.is_empty() && !self.targets.is_empty() {
             return Err(BenchError::Invalid(
                 "--link puts an emulated path between the client and the embedded servers; a \
                  --target is outside it: drop one of them"
@@ -254,6 +258,89 @@ impl BenchOptions {
                  delay=10ms, or --link none for no impairment)"
             )));
         }
+        if let Some(at) = self.start_at {
+            check_start_at(at, SystemTime::now())?;
+        }
         Ok(())
+    }
+
+    /// With `start_at`, when the warm-up of the `n`th measurement (from 0, in the order the
+    /// run takes them) starts: every [`BenchOptions::period`] from `start_at`, the same for
+    /// every agent given the same flags.
+    pub fn slot(&self, n: usize) -> Option<SystemTime> {
+        let period = self.period();
+        self.start_at
+            .map(|at| at + period.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    /// The time between two measurements' starts under `start_at`: the warm-up, the window and
+    /// [`START_GAP`] for the one to drain and the next to connect.
+    pub fn period(&self) -> Duration {
+        self.warmup + self.duration + START_GAP
+    }
+}
+
+/// Under `--start-at`, the time between one measurement's window closing and the next one's
+/// warm-up: the first drains its last echoes and the second connects in it.
+pub const START_GAP: Duration = Duration::from_secs(3);
+
+/// How far in the past a `--start-at` may be and still be taken as "now": the time to start
+/// a process after computing the time.
+const START_LATE: Duration = Duration::from_secs(1);
+
+/// How far ahead a `--start-at` may be: beyond, it is more likely a mistake (a date in the
+/// wrong year, milliseconds for seconds) than a plan.
+const START_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// A `--start-at` must be now, or soon.
+fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), BenchError> {
+    let shown = crate::clock::rfc3339(at);
+    match at.duration_since(now) {
+        Ok(ahead) if ahead > START_AHEAD => Err(BenchError::Invalid(format!(
+            "--start-at {shown} is {} h from now: more than a day ahead is likely a mistake \
+             (Unix seconds, not milliseconds); give a time within the next 24 h",
+            ahead.as_secs() / 3600
+        ))),
+        Ok(_) => Ok(()),
+        Err(past) if past.duration() > START_LATE => Err(BenchError::Invalid(format!(
+            "--start-at {shown} was {} ago: this agent would not measure together with the \
+             others; give every agent a time far enough ahead for all of them to start (e.g. \
+             --start-at $(( $(date +%s) + 30 )))",
+            echotool_core::duration::display(Duration::from_secs(past.duration().as_secs().max(1)))
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_at_must_be_soon_and_slots_follow_it() {
+        let now = SystemTime::now();
+        assert!(check_start_at(now + Duration::from_secs(30), now).is_ok());
+        assert!(check_start_at(now - Duration::from_millis(500), now).is_ok());
+        let past = check_start_at(now - Duration::from_secs(12), now)
+            .unwrap_err()
+            .to_string();
+        assert!(past.contains("was 12 s ago"), "{past}");
+        let far = check_start_at(now + Duration::from_secs(3 * 24 * 3600), now)
+            .unwrap_err()
+            .to_string();
+        assert!(far.contains("is 72 h from now"), "{far}");
+
+        let opts = BenchOptions {
+            start_at: Some(now),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+            ..BenchOptions::default()
+        };
+        assert_eq!(opts.slot(0), Some(now));
+        assert_eq!(
+            opts.slot(2),
+            Some(now + 2 * (Duration::from_secs(6) + START_GAP))
+        );
+        assert_eq!(BenchOptions::default().slot(3), None);
     }
 }

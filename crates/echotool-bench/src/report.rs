@@ -3,19 +3,28 @@
 use std::fmt::Write as _;
 
 use echotool_core::{StatsSnapshot, duration};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cpus::CpuPlan;
 use crate::tally::Figures;
-use crate::{BenchOptions, Machine, Shape};
+use crate::{BenchOptions, Clock, Machine, Shape, Span};
 
-/// Everything one `echotool bench` run measured.
-#[derive(Clone, Debug, Serialize)]
+/// The layout of the JSON document this version writes and reads (`"schema"`): raised
+/// whenever a field changes meaning or goes away, so that `echotool report` never merges
+/// documents it would misread. Described field by field in `docs/report-schema.md`.
+pub const SCHEMA: u32 = 1;
+
+/// Everything one `echotool bench` run measured (or several merged by `echotool report`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
+    /// The document's layout, [`SCHEMA`].
+    pub schema: u32,
     /// The version of echotool that measured.
     pub echotool_version: String,
     /// The machine.
     pub machine: Machine,
+    /// How far its clock can be trusted, for runs put side by side with other machines'.
+    pub clock: Clock,
     /// Threads and CPUs of the servers and the client.
     pub threads: CpuPlan,
     /// How the run was asked for.
@@ -31,12 +40,30 @@ pub struct Report {
     pub interrupted: Option<String>,
     /// The measurement under way when the run was interrupted, abandoned.
     pub abandoned: Option<String>,
+    /// The reports merged into this one by `echotool report`, one per file; empty for a
+    /// run's own report.
+    pub sources: Vec<Source>,
     /// The verdicts on the rows: what the figures mean beyond the numbers.
     pub findings: Vec<Finding>,
 }
 
+/// One report merged into another: which file, from which machine, measured when.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Source {
+    /// The file it was read from.
+    pub file: String,
+    /// The version of echotool that measured.
+    pub echotool_version: String,
+    /// The machine that measured (the load generator).
+    pub machine: Machine,
+    /// Its clock.
+    pub clock: Clock,
+    /// From the first window's start to the last one's end, over all its rows.
+    pub span: Option<Span>,
+}
+
 /// The run's parameters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Parameters {
     /// Protocols asked for (ignored with a target).
     pub protocols: Vec<String>,
@@ -50,16 +77,20 @@ pub struct Parameters {
     pub runs: usize,
     /// Open-loop rate, messages per second in total.
     pub rate: Option<f64>,
-    /// The external target, if any.
-    pub target: Option<String>,
+    /// The external targets, if any (none: embedded servers).
+    pub targets: Vec<String>,
+    /// `--start-at`: when the first warm-up was to start, seconds since the Unix epoch.
+    pub start_at_unix: Option<f64>,
+    /// Under `--start-at`, seconds from one measurement's start to the next one's.
+    pub start_period_s: Option<f64>,
     /// Milliseconds an echo may take (`None`: 1000 for datagrams, 5000 for streams).
     pub echo_timeout_ms: Option<u128>,
 }
 
 impl Parameters {
-    /// The parameters of a run of `opts`, against the external `target` if there is one,
+    /// The parameters of a run of `opts`, against the external `targets` if there are any,
     /// measuring `protocols`.
-    pub(crate) fn new(opts: &BenchOptions, target: Option<String>, protocols: Vec<String>) -> Self {
+    pub(crate) fn new(opts: &BenchOptions, targets: Vec<String>, protocols: Vec<String>) -> Self {
         Parameters {
             protocols,
             scenarios: opts
@@ -71,14 +102,16 @@ impl Parameters {
             warmup_s: opts.warmup.as_secs_f64(),
             runs: opts.runs,
             rate: opts.rate,
-            target,
+            targets,
+            start_at_unix: opts.start_at.map(crate::clock::unix),
+            start_period_s: opts.start_at.map(|_| opts.period().as_secs_f64()),
             echo_timeout_ms: opts.echo_timeout.map(|t| t.as_millis()),
         }
     }
 }
 
 /// One protocol in one shape: every run, and the median run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// Protocol name.
     pub protocol: String,
@@ -109,6 +142,14 @@ pub struct Row {
     pub link: Option<String>,
     /// The emulated link's spec, canonical.
     pub link_spec: Option<String>,
+    /// Under `--start-at`: how many seconds after its slot the latest of its runs started
+    /// its window, when one started late (the measurement before it ran long).
+    pub late_start_s: Option<f64>,
+    /// Load generators (reports) whose runs were merged into this row: 1 for a run's own.
+    pub agents: usize,
+    /// Merged rows: the share of the union of the agents' windows in which all of them
+    /// measured at once, in percent (100: they measured together), the least over the runs.
+    pub overlap_pct: Option<f64>,
 }
 
 impl Row {
@@ -160,6 +201,9 @@ impl Row {
             datagram: false,
             link: None,
             link_spec: None,
+            late_start_s: None,
+            agents: 1,
+            overlap_pct: None,
         }
     }
 
@@ -190,6 +234,40 @@ impl Row {
             .then(|| 1.0 - f.unsent as f64 / f.scheduled as f64)
     }
 
+    /// What merging (or `--start-at`) says about this row: it started late, its agents did
+    /// not measure together, or not all of the `sources` agents measured it.
+    fn merge_notes(&self, sources: usize) -> Vec<Finding> {
+        let label = self.label();
+        let mut notes = Vec::new();
+        if let Some(late) = self.late_start_s {
+            notes.push(Finding::note(format!(
+                "{label}: a run started {late:.1} s after its --start-at slot (the measurement \
+                 before ran long): other agents may have measured it earlier"
+            )));
+        }
+        match self.overlap_pct {
+            Some(pct) if pct <= 0.0 => notes.push(Finding::note(format!(
+                "{label}: the {} agents' windows did not overlap at all: they measured one \
+                 after the other, so the rate (over the union of their windows) is theirs in \
+                 turn, not together; start them with one --start-at",
+                self.agents
+            ))),
+            Some(pct) if pct < OVERLAP_WARNING => notes.push(Finding::note(format!(
+                "{label}: the agents measured together for only {pct:.0}% of the union of \
+                 their windows, so the rate understates what they did at once; start them \
+                 with one --start-at"
+            ))),
+            _ => {}
+        }
+        if sources > 1 && self.agents < sources {
+            notes.push(Finding::note(format!(
+                "{label}: measured by {} of the {sources} agents",
+                self.agents
+            )));
+        }
+        notes
+    }
+
     /// Short flags for the table's notes column.
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
@@ -217,11 +295,15 @@ struct Column {
     cell: Box<dyn Fn(&Row) -> String>,
 }
 
+/// Merged rows whose agents measured together for less than this share of the time, in
+/// percent, are flagged.
+const OVERLAP_WARNING: f64 = 90.0;
+
 /// Below this many latencies a row is flagged: p99 does not exist yet.
 const FEW_SAMPLES: u64 = 100;
 
 /// A verdict on a run beyond its figures: what they mean and what to do.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Finding {
     /// Whether it fails the run: altered echoes (corruption), or a row that measured nothing.
     pub fails: bool,
@@ -240,7 +322,7 @@ impl Finding {
 }
 
 /// An embedded server's counters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServerSummary {
     /// Its URL.
     pub url: String,
@@ -299,7 +381,11 @@ impl Report {
                 )));
             }
             if row.is_empty() {
-                findings.push(Finding::failure(empty_row(row)));
+                // No connection, no first echo: the set-up row above says why, once.
+                let told = row.scenario.starts_with("first-echo") && f.errors + f.mismatches == 0;
+                if !told {
+                    findings.push(Finding::failure(empty_row(row)));
+                }
                 continue;
             }
             if let Some(sent) = row.rate_shortfall() {
@@ -341,6 +427,40 @@ impl Report {
                 )));
             }
         }
+        for row in &self.rows {
+            findings.extend(row.merge_notes(self.sources.len()));
+        }
+        // Agents on one machine share its clock, synchronized or not.
+        let hosts = self
+            .sources
+            .iter()
+            .map(|s| s.machine.hostname.as_str())
+            .collect::<std::collections::BTreeSet<_>>();
+        let several_hosts = hosts.len() > 1;
+        for source in self
+            .sources
+            .iter()
+            .filter(|s| several_hosts && !s.clock.synchronized)
+        {
+            findings.push(Finding::note(format!(
+                "{} ({}): its clock was not synchronized, so its windows may be off the \
+                 others' by an unknown amount and the overlaps are only as good as its clock; \
+                 run NTP (chrony) on every agent",
+                source.file, source.machine.hostname
+            )));
+        }
+        if self.sources.is_empty() && self.parameters.start_at_unix.is_some() {
+            findings.push(Finding::note(match self.clock.synchronized {
+                true => format!(
+                    "--start-at: this machine's {}, as good as the agents' windows line up",
+                    self.clock.summary()
+                ),
+                false => "--start-at: this machine's clock is not synchronized (no NTP or PTP \
+                          daemon): agents on other machines may not measure together with it; \
+                          run chrony on every agent"
+                    .into(),
+            }));
+        }
         for link in &self.links {
             findings.push(Finding::note(format!(
                 "link {}: {} of {} packets dropped client to server and {} of {} server to \
@@ -377,14 +497,14 @@ impl Report {
     /// One CSV line per row (median run), with a header.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "protocol,scenario,conns,size,depth,rate,messages_per_sec,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatches,lost,spread_pct,late,duplicated,scheduled,unsent,samples,interrupted,link\n",
+            "protocol,scenario,conns,size,depth,rate,messages_per_sec,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatches,lost,spread_pct,late,duplicated,scheduled,unsent,samples,interrupted,link,url,agents,overlap_pct\n",
         );
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
         for r in &self.rows {
             let f = &r.median;
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{:.1},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+                "{},{},{},{},{},{},{:.1},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",\"{}\",{},{}",
                 r.protocol,
                 r.scenario,
                 r.conns,
@@ -408,7 +528,10 @@ impl Report {
                 f.unsent,
                 f.samples,
                 r.interrupted,
-                r.link_spec.as_deref().unwrap_or_default()
+                r.link_spec.as_deref().unwrap_or_default(),
+                r.url,
+                r.agents,
+                opt(r.overlap_pct)
             );
         }
         out
@@ -482,6 +605,20 @@ impl Report {
                 cell: Box::new(|r| r.link.clone().unwrap_or_default()),
             });
         }
+        if self.several_urls() {
+            columns.push(Column {
+                title: "target",
+                left: true,
+                cell: Box::new(|r| r.url.clone()),
+            });
+        }
+        if !self.sources.is_empty() {
+            columns.push(figure("agents", |r| r.agents.to_string()));
+            columns.push(figure("overlap", |r| match r.overlap_pct {
+                Some(pct) => format!("{pct:.0}%"),
+                None => "-".into(),
+            }));
+        }
         columns.extend([
             figure("conns", |r| r.conns.to_string()),
             figure("size", |r| bytes(r.size)),
@@ -522,6 +659,16 @@ impl Report {
         columns
     }
 
+    /// Whether one protocol was measured at several servers (`--target` twice): the table
+    /// then names each row's.
+    fn several_urls(&self) -> bool {
+        self.rows.iter().any(|a| {
+            self.rows
+                .iter()
+                .any(|b| a.protocol == b.protocol && a.url != b.url)
+        })
+    }
+
     /// One line about how the figures were taken.
     pub fn header(&self) -> String {
         let t = &self.threads;
@@ -544,14 +691,17 @@ impl Report {
             threads(t.client_threads),
             cpus(&t.client_cpus)
         );
-        let where_ = match self.parameters.target {
-            Some(_) => client,
-            None => format!(
+        let where_ = match self.parameters.targets.is_empty() {
+            false => client,
+            true => format!(
                 "servers: {} on {}; {client}",
                 threads(t.server_threads),
                 cpus(&t.server_cpus)
             ),
         };
+        if !self.sources.is_empty() {
+            return self.merged_header();
+        }
         let (runs, cpu_count) = (self.parameters.runs as u64, self.machine.cpus as u64);
         format!(
             "echotool {} bench: {} s per run after {} s warm-up, {runs} {}; {where_}; {} ({cpu_count} \
@@ -564,6 +714,44 @@ impl Report {
             plural(cpu_count, "CPU", "CPUs"),
             self.machine.kernel
         )
+    }
+}
+
+impl Report {
+    /// The header of merged reports: how many agents, and each one's machine and clock.
+    fn merged_header(&self) -> String {
+        let runs = self.parameters.runs as u64;
+        let mut out = format!(
+            "echotool report: {} agents merged, histograms added; {} s per run after {} s \
+             warm-up, {runs} {}",
+            self.sources.len(),
+            self.parameters.duration_s,
+            self.parameters.warmup_s,
+            plural(runs, "run", "runs"),
+        );
+        for s in &self.sources {
+            let when = s
+                .span
+                .map(|span| {
+                    format!(
+                        ", measured {} to {}",
+                        crate::clock::rfc3339(crate::clock::from_unix(span.start_unix)),
+                        crate::clock::rfc3339(crate::clock::from_unix(span.end_unix))
+                    )
+                })
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "\n  {}: {} ({} {}, echotool {}), {}{when}",
+                s.file,
+                s.machine.hostname,
+                s.machine.cpus,
+                plural(s.machine.cpus as u64, "CPU", "CPUs"),
+                s.echotool_version,
+                s.clock.summary()
+            );
+        }
+        out
     }
 }
 
@@ -587,11 +775,16 @@ fn empty_row(row: &Row) -> String {
     if f.mismatches > 0 {
         return format!("{what}: every echo came back altered");
     }
+    let first = first_error(f);
+    // Refusals already ask it.
+    let ask = match first.contains("listening there") {
+        true => "",
+        false => "; is an echo server listening there?",
+    };
     format!(
-        "{what}: {} {}{}; is an echo server listening there?",
+        "{what}: {} {}{first}{ask}",
         f.errors,
         plural(f.errors, "error", "errors"),
-        first_error(f)
     )
 }
 
@@ -660,7 +853,9 @@ mod tests {
             depth: 1,
             rate,
         };
-        let figures = tally.figures(std::time::Duration::from_secs(1));
+        let figures = tally.figures(crate::tally::Span::lasting(std::time::Duration::from_secs(
+            1,
+        )));
         let mut row = Row::new("p", "latency", "p://x", &shape, vec![figures]);
         row.datagram = datagram;
         row
@@ -668,15 +863,18 @@ mod tests {
 
     fn judge(rows: Vec<Row>) -> Vec<Finding> {
         let report = Report {
+            schema: SCHEMA,
             echotool_version: "0".into(),
             machine: Machine::current(),
+            clock: Clock::default(),
             threads: crate::cpus::plan(false, false),
-            parameters: Parameters::new(&BenchOptions::default(), None, Vec::new()),
+            parameters: Parameters::new(&BenchOptions::default(), Vec::new(), Vec::new()),
             rows,
             servers: Vec::new(),
             links: Vec::new(),
             interrupted: None,
             abandoned: None,
+            sources: Vec::new(),
             findings: Vec::new(),
         };
         report.judge()
@@ -725,15 +923,18 @@ mod tests {
             t.record(std::time::Duration::from_micros(us), 64);
         }
         let mut report = Report {
+            schema: SCHEMA,
             echotool_version: "0".into(),
             machine: Machine::current(),
+            clock: Clock::default(),
             threads: crate::cpus::plan(false, false),
-            parameters: Parameters::new(&BenchOptions::default(), None, Vec::new()),
+            parameters: Parameters::new(&BenchOptions::default(), Vec::new(), Vec::new()),
             rows: vec![row(false, &t, None), row(true, &t, None)],
             servers: Vec::new(),
             links: Vec::new(),
             interrupted: None,
             abandoned: None,
+            sources: Vec::new(),
             findings: Vec::new(),
         };
         report.rows[1].protocol = "datagrams".into();

@@ -1,6 +1,7 @@
 //! Running a benchmark: start the servers, measure every protocol in every shape, stop.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use echotool_core::{
     Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions, Transport,
@@ -8,12 +9,14 @@ use echotool_core::{
 use echotool_core::{ListenSpec, Running, bind_all, start};
 use echotool_link::LinkSpec;
 
+use crate::clock;
 use crate::cpus::{self, CpuPlan};
+use crate::load::close;
 use crate::measure::{BeforeFirstDial, Measurement};
 use crate::network::{LinkSummary, Network};
 use crate::progress::Progress;
-use crate::report::{Parameters, Report, Row, ServerSummary};
-use crate::{BenchError, BenchOptions, Machine, Scenario, Shape};
+use crate::report::{Parameters, Report, Row, SCHEMA, ServerSummary};
+use crate::{BenchError, BenchOptions, Clock, Machine, Scenario, Shape};
 
 /// One server to measure.
 struct Target {
@@ -23,6 +26,9 @@ struct Target {
     addr: HostPort,
     client: ClientOptions,
 }
+
+/// Under `--start-at`, a window that starts this many seconds after its slot started late.
+const LATE_START: f64 = 0.1;
 
 /// The embedded servers and the runtime they run on.
 type Servers = (tokio::runtime::Runtime, Running);
@@ -42,7 +48,8 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     // A safety net beside the runtimes' own: a socket this thread made by mistake would be
     // inside the link's client side, never in the host's namespace.
     let _main_inside = network.enter_client()?;
-    let plan = cpus::plan(opts.target.is_none(), opts.pin_cpus);
+    let clock = Clock::current();
+    let plan = cpus::plan(opts.targets.is_empty(), opts.pin_cpus);
     let client_rt = cpus::runtime(
         "bench-client",
         plan.client_threads,
@@ -50,15 +57,21 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
         network.client_start(),
     )
     .map_err(io_err("starting the client runtime"))?;
-    let (targets, servers) = match &opts.target {
-        Some(endpoint) => (vec![external_target(registry, endpoint, opts)?], None),
-        None => {
+    let (targets, servers) = match opts.targets.is_empty() {
+        false => {
+            let targets = opts
+                .targets
+                .iter()
+                .map(|endpoint| external_target(registry, endpoint, opts));
+            (targets.collect::<Result<Vec<_>, _>>()?, None)
+        }
+        true => {
             let (targets, servers) = embedded_targets(registry, opts, &plan, &network)?;
             (targets, Some(servers))
         }
     };
     let shapes = opts.shapes();
-    check_datagram_sizes(&client_rt, &targets, &shapes)?;
+    preflight(&client_rt, &targets, &shapes)?;
     let measured = measure_all(&client_rt, &mut network, &targets, &shapes, opts)?;
     let servers = match servers {
         Some((server_rt, running)) => server_rt
@@ -68,23 +81,23 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
             .collect(),
         None => Vec::new(),
     };
+    let external = match opts.targets.is_empty() {
+        true => Vec::new(),
+        false => targets.iter().map(|t| t.url.clone()).collect(),
+    };
     let mut report = Report {
+        schema: SCHEMA,
         echotool_version: env!("CARGO_PKG_VERSION").to_string(),
         machine: Machine::current(),
+        clock,
         threads: plan,
-        parameters: Parameters::new(
-            opts,
-            opts.target
-                .as_ref()
-                .and(targets.first())
-                .map(|t| t.url.clone()),
-            protocols(registry, opts),
-        ),
+        parameters: Parameters::new(opts, external, protocols(registry, opts)),
         rows: measured.rows,
         servers,
         links: measured.links,
         interrupted: opts.interrupt.reason(),
         abandoned: measured.abandoned,
+        sources: Vec::new(),
         findings: Vec::new(),
     };
     report.findings = report.judge();
@@ -117,6 +130,8 @@ fn measure_all(
         links: Vec::new(),
         abandoned: None,
     };
+    // Under --start-at, the nth measurement has the nth slot.
+    let mut slots = 0..;
     'paths: for path in &paths {
         if let Some(spec) = path {
             network.switch_to(spec)?;
@@ -131,7 +146,7 @@ fn measure_all(
                     link: path.as_ref(),
                     network,
                 };
-                let (done, stopped) = row.measure(client_rt, opts, &progress);
+                let (done, stopped) = row.measure(client_rt, opts, &progress, &mut slots);
                 measured.rows.extend(done);
                 if stopped.is_some() {
                     measured.abandoned = stopped;
@@ -192,8 +207,13 @@ struct RowPlan<'a> {
 
 impl RowPlan<'_> {
     /// One run of this row, owned so it can run as a task; with `--trace`, the first run
-    /// traces its first connection.
-    fn measurement(&self, opts: &BenchOptions, first_run: bool) -> Measurement {
+    /// traces its first connection; under `--start-at`, it waits for its slot.
+    fn measurement(
+        &self,
+        opts: &BenchOptions,
+        first_run: bool,
+        slot: Option<SystemTime>,
+    ) -> Measurement {
         let before_first_dial = (opts.trace && first_run)
             .then(|| Arc::new(self.network.aim_trace()) as BeforeFirstDial);
         Measurement {
@@ -206,6 +226,7 @@ impl RowPlan<'_> {
             duration: opts.duration,
             echo_timeout: opts.echo_timeout,
             before_first_dial,
+            not_before: slot,
         }
     }
 
@@ -223,9 +244,11 @@ impl RowPlan<'_> {
         client_rt: &tokio::runtime::Runtime,
         opts: &BenchOptions,
         progress: &Progress,
+        slots: &mut std::ops::RangeFrom<usize>,
     ) -> (Vec<Row>, Option<String>) {
         let (mut runs, mut first_echo) = (Vec::new(), Vec::new());
         let mut stopped = None;
+        let mut late_start: Option<f64> = None;
         for run in 1..=opts.runs {
             let over = self
                 .link
@@ -238,9 +261,15 @@ impl RowPlan<'_> {
                 self.shape.size,
                 opts.runs
             );
-            progress.start(what.clone());
+            let slot = slots.next().and_then(|n| opts.slot(n));
+            match slot {
+                Some(at) if at > SystemTime::now() => {
+                    progress.start(format!("{what}: waiting for {}", clock::rfc3339(at)))
+                }
+                _ => progress.start(what.clone()),
+            }
             tracing::debug!("measuring {what}");
-            let measurement = self.measurement(opts, run == 1);
+            let measurement = self.measurement(opts, run == 1, slot);
             // On the runtime's threads: with a link, only they are inside its client side.
             let measured = client_rt.block_on(async {
                 let mut task = client_rt.spawn(measurement.run());
@@ -252,12 +281,19 @@ impl RowPlan<'_> {
                     }
                 }
             });
-            let Some((main, extra)) = measured else {
+            let Some((main, extra, span)) = measured else {
                 stopped = Some(what);
                 break;
             };
-            runs.push(main.figures(opts.duration));
-            first_echo.extend(extra.map(|t| t.figures(opts.duration)));
+            if let Some(at) = slot {
+                // The window opens a warm-up after the slot; later means it started late.
+                let late = span.start_unix - opts.warmup.as_secs_f64() - clock::unix(at);
+                if late > LATE_START {
+                    late_start = Some(late_start.unwrap_or_default().max(late));
+                }
+            }
+            runs.push(main.figures(span));
+            first_echo.extend(extra.map(|t| t.figures(span)));
             progress.step();
             let trace = self.network.take_trace();
             if opts.trace && !trace.is_empty() {
@@ -280,48 +316,59 @@ impl RowPlan<'_> {
             row.link = self.link.map(|l| l.label());
             row.link_spec = self.link.map(|l| l.to_string());
             row.datagram = t.transport.kind() == Kind::Datagram;
+            row.late_start_s = late_start;
             rows.push(row);
         }
         (rows, stopped)
     }
 }
 
-/// A datagram message larger than the transport carries is refused before the run, as
-/// `connect` refuses it, instead of measuring "nothing was echoed".
-fn check_datagram_sizes(
+/// Every target is dialed once before anything is measured: one that cannot be reached (a
+/// refused port, a CA file that is not there, a certificate not trusted) stops the run with
+/// its reason, instead of a table of empty rows. A datagram message larger than the transport
+/// carries is refused too, as `connect` refuses it, instead of measuring "nothing was echoed".
+fn preflight(
     client_rt: &tokio::runtime::Runtime,
     targets: &[Target],
     shapes: &[Shape],
 ) -> Result<(), BenchError> {
-    for target in targets
-        .iter()
-        .filter(|t| t.transport.kind() == Kind::Datagram)
-    {
-        let Some(largest) = shapes.iter().map(|s| s.size).max() else {
-            continue;
-        };
+    let largest = shapes.iter().map(|s| s.size).max().unwrap_or_default();
+    for target in targets {
         let (transport, addr, client) = (
             target.transport.clone(),
             target.addr.clone(),
             target.client.clone(),
         );
         let dial = async move {
-            match transport.dial(&addr, &client).await.map(|c| c.channel) {
-                Ok(Channel::Datagram(socket)) => Some(socket.max_payload()),
-                _ => None,
-            }
+            let conn = transport.dial(&addr, &client).await?;
+            Ok(match conn.channel {
+                Channel::Datagram(socket) => Some(socket.max_payload()),
+                Channel::Stream(stream) => {
+                    // In order, so that the server does not count an abrupt end as an error.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), close(stream)).await;
+                    None
+                }
+            })
         };
         // Dialed on the runtime's threads: with a link, only they are inside its client side.
-        let Ok(Some(max)) = client_rt.block_on(client_rt.spawn(dial)) else {
-            continue;
-        };
-        if largest > max {
-            let too_large = echotool_core::Error::TooLarge {
-                proto: target.name.clone(),
-                size: largest,
-                max,
-            };
-            return Err(BenchError::Invalid(too_large.to_string()));
+        let dialed = client_rt
+            .block_on(client_rt.spawn(dial))
+            .map_err(|e| BenchError::Io {
+                context: format!("dialing {}", target.url),
+                source: std::io::Error::other(e),
+            })?;
+        match dialed {
+            // Its own words name the target, and its kind picks the exit status.
+            Err(err) => return Err(BenchError::Transport(err)),
+            Ok(Some(max)) if largest > max => {
+                let too_large = echotool_core::Error::TooLarge {
+                    proto: target.name.clone(),
+                    size: largest,
+                    max,
+                };
+                return Err(BenchError::Invalid(too_large.to_string()));
+            }
+            Ok(_) => {}
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest latency recorded: a minute, in nanoseconds.
 const MAX_NANOS: u64 = 60_000_000_000;
@@ -119,9 +119,24 @@ impl Tally {
         }
     }
 
-    /// The figures of this tally over a window of `window`.
-    pub fn figures(&self, window: Duration) -> Figures {
-        let secs = window.as_secs_f64().max(1e-9);
+    /// Adds another agent's tally, failing (with `what` named) where [`Tally::merge`] would
+    /// drop latencies: a histogram from elsewhere with values beyond this one's range.
+    pub fn merge_exactly(&mut self, other: &Tally, what: &str) -> Result<(), crate::BenchError> {
+        self.latency.add(&other.latency).map_err(|e| {
+            crate::BenchError::Invalid(format!(
+                "{what}: its histogram cannot be added ({e:?}): latencies beyond {} s",
+                MAX_NANOS / 1_000_000_000
+            ))
+        })?;
+        let mut counts = other.clone();
+        counts.latency.reset();
+        self.merge(&counts);
+        Ok(())
+    }
+
+    /// The figures of this tally, measured over `span`.
+    pub fn figures(&self, span: Span) -> Figures {
+        let secs = span.duration().as_secs_f64().max(1e-9);
         let h = &self.latency;
         let samples = h.len();
         // A percentile exists once at least one sample lies beyond it: p99.9 needs 1000.
@@ -132,6 +147,9 @@ impl Tally {
         let any = samples > 0;
         Figures {
             messages: self.messages,
+            bytes: self.bytes,
+            span,
+            histogram: crate::histogram::encode(h),
             messages_per_sec: self.messages as f64 / secs,
             mb_per_sec: self.bytes as f64 / secs / 1e6,
             rtt_us: Percentiles {
@@ -163,7 +181,7 @@ impl Tally {
 /// Latency percentiles in microseconds; a percentile is absent until at least one sample lies
 /// beyond it (p50 needs 2 samples, p99 100, p99.9 1000), since below that it is only the
 /// largest sample under another name.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Median.
     pub p50: Option<f64>,
@@ -179,11 +197,44 @@ pub struct Percentiles {
     pub mean: Option<f64>,
 }
 
+/// When a run measured, by the wall clock (seconds since the Unix epoch), so that runs of
+/// different machines can be put on one time line and merged.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Span {
+    /// The start of the measured window.
+    pub start_unix: f64,
+    /// Its end.
+    pub end_unix: f64,
+}
+
+impl Span {
+    /// A span of `length` starting now, for tests and figures without a clock of their own.
+    pub fn lasting(length: Duration) -> Span {
+        let start = crate::clock::unix_now();
+        Span {
+            start_unix: start,
+            end_unix: start + length.as_secs_f64(),
+        }
+    }
+
+    /// How long it lasted.
+    pub fn duration(&self) -> Duration {
+        Duration::try_from_secs_f64((self.end_unix - self.start_unix).max(0.0)).unwrap_or_default()
+    }
+}
+
 /// The figures of one run of one scenario.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Figures {
     /// Messages (or set-ups) completed in the measured window.
     pub messages: u64,
+    /// Payload bytes echoed in the window (one direction).
+    pub bytes: u64,
+    /// When the window was, by the wall clock.
+    pub span: Span,
+    /// Every latency measured, exactly: HdrHistogram V2 compressed, base64 (see
+    /// [`crate::histogram`]). Merging reports adds these.
+    pub histogram: String,
     /// Messages (or set-ups) per second.
     pub messages_per_sec: f64,
     /// Echoed payload, megabytes (10^6) per second, one direction.
@@ -244,7 +295,7 @@ mod tests {
         for us in 1..=1000u64 {
             tally.record(Duration::from_micros(us), 64);
         }
-        let f = tally.figures(Duration::from_secs(2));
+        let f = tally.figures(Span::lasting(Duration::from_secs(2)));
         assert_eq!((f.messages, f.samples), (1000, 1000));
         assert!((f.messages_per_sec - 500.0).abs() < 1e-9);
         assert!((f.mb_per_sec - 1000.0 * 64.0 / 2.0 / 1e6).abs() < 1e-12);
@@ -273,16 +324,20 @@ mod tests {
         for _ in 0..99 {
             tally.record(Duration::from_micros(10), 1);
         }
-        let f = tally.figures(Duration::from_secs(1));
+        let f = tally.figures(Span::lasting(Duration::from_secs(1)));
         assert!(f.rtt_us.p90.is_some() && f.rtt_us.p99.is_none() && f.rtt_us.p999.is_none());
         tally.record(Duration::from_micros(10), 1);
         assert!(
-            tally.figures(Duration::from_secs(1)).rtt_us.p99.is_some(),
+            tally
+                .figures(Span::lasting(Duration::from_secs(1)))
+                .rtt_us
+                .p99
+                .is_some(),
             "100 samples"
         );
         assert!(
             Tally::default()
-                .figures(Duration::from_secs(1))
+                .figures(Span::lasting(Duration::from_secs(1)))
                 .curve
                 .is_empty()
         );

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use echotool_bench::{BenchOptions, Interrupt, Report, Scenario};
 use echotool_core::{ClientOptions, Registry};
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, OutputArgs};
 use crate::connect::{tls_flags_given, tls_options};
 use crate::exit::Exit;
 use crate::os_signals;
@@ -17,7 +17,7 @@ use crate::os_signals;
 /// Runs the comparison and reports it. Exit status 1 when any echo came back altered or a row
 /// measured nothing; 130 or 143 when a signal ended the run early.
 pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
-    let outputs = Outputs::check(&args)?;
+    let outputs = Outputs::check(&args.output)?;
     refuse_unused_tls_flags(registry, &args)?;
     let defaults = BenchOptions::default();
     let interrupt = Interrupt::new();
@@ -39,7 +39,8 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
         warmup: args.warmup,
         runs: args.runs as usize,
         rate: args.rate,
-        target: args.target.clone(),
+        targets: args.target.clone(),
+        start_at: args.start_at,
         client: ClientOptions {
             tls: tls_options(&args.tls),
             ..ClientOptions::default()
@@ -52,15 +53,6 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
         pcap: args.pcap.clone(),
         trace: args.trace,
     };
-    if !quiet {
-        let mut notices = opts.notices();
-        if args.no_pin && args.target.is_some() {
-            notices.push("--no-pin does nothing with --target: only the client runs here".into());
-        }
-        for notice in notices {
-            eprintln!("note: {notice}");
-        }
-    }
     let on_signal = interrupt.clone();
     let stopped = std::sync::Arc::new(std::sync::OnceLock::new());
     let stop = stopped.clone();
@@ -72,6 +64,29 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
         );
         on_signal.trigger(signal.name());
     })?;
+    // Told once Ctrl-C is watched: a signal after a note ends the run in order.
+    if !quiet {
+        let mut notices = opts.notices();
+        // A time in the past is refused by the run, with its reason.
+        let ahead = args
+            .start_at
+            .and_then(|at| Some((at, at.duration_since(std::time::SystemTime::now()).ok()?)));
+        if let Some((at, ahead)) = ahead {
+            let secs = ahead.as_secs_f64();
+            notices.push(format!(
+                "waiting until {} (--start-at, {secs:.0} s from now) to start the first warm-up; \
+                 later ones start every {}",
+                echotool_bench::clock::rfc3339(at),
+                echotool_core::duration::display(opts.period())
+            ));
+        }
+        if args.no_pin && !args.target.is_empty() {
+            notices.push("--no-pin does nothing with --target: only the client runs here".into());
+        }
+        for notice in notices {
+            eprintln!("note: {notice}");
+        }
+    }
     let report = echotool_bench::run(registry, &opts)?;
     outputs.write(&report)?;
     let verdict = verdict(&report, quiet);
@@ -88,31 +103,35 @@ fn refuse_unused_tls_flags(registry: &Registry, args: &BenchArgs) -> Result<()> 
     let Some(flag) = tls_flags_given(&args.tls).first().copied() else {
         return Ok(());
     };
-    let Some(target) = &args.target else {
+    if args.target.is_empty() {
         return Err(Exit::usage(format!(
             "{flag} does nothing for the embedded servers, which are trusted by their \
              certificates' fingerprints: the TLS flags apply to a --target"
         )));
-    };
-    let (transport, addr) = registry.locate(Some(target), "tcp")?;
-    if !transport.secure() {
-        return Err(Exit::usage(format!(
-            "{flag} does nothing for {}://{addr}: the TLS flags apply to TLS and QUIC targets",
-            transport.name()
-        )));
     }
-    Ok(())
+    let mut plain = Vec::new();
+    for target in &args.target {
+        let (transport, addr) = registry.locate(Some(target), "tcp")?;
+        match transport.secure() {
+            true => return Ok(()),
+            false => plain.push(format!("{}://{addr}", transport.name())),
+        }
+    }
+    Err(Exit::usage(format!(
+        "{flag} does nothing for {}: the TLS flags apply to TLS and QUIC targets",
+        plain.join(", ")
+    )))
 }
 
 /// Where the report goes, checked before the run so that a bad path does not cost a run.
-struct Outputs {
+pub(crate) struct Outputs {
     json: Option<PathBuf>,
     csv: Option<PathBuf>,
     plot: Option<PathBuf>,
 }
 
 impl Outputs {
-    fn check(args: &BenchArgs) -> Result<Outputs> {
+    pub(crate) fn check(args: &OutputArgs) -> Result<Outputs> {
         let is_stdout = |file: &Option<PathBuf>| file.as_deref() == Some(Path::new("-"));
         if is_stdout(&args.json) && is_stdout(&args.csv) {
             return Err(Exit::usage(
@@ -148,7 +167,7 @@ impl Outputs {
     }
 
     /// The table (or JSON or CSV) on standard output, and every file asked for.
-    fn write(&self, report: &Report) -> Result<()> {
+    pub(crate) fn write(&self, report: &Report) -> Result<()> {
         let to_stdout = |file: &Option<PathBuf>| file.as_deref() == Some(Path::new("-"));
         let mut stdout = std::io::stdout().lock();
         if to_stdout(&self.json) {
@@ -205,7 +224,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 
 /// Tells every finding; fails the run when an echo came back altered or a row measured
 /// nothing.
-fn verdict(report: &Report, quiet: bool) -> Result<()> {
+pub(crate) fn verdict(report: &Report, quiet: bool) -> Result<()> {
     let failures: Vec<_> = report.findings.iter().filter(|f| f.fails).collect();
     for finding in report.findings.iter().filter(|f| !f.fails) {
         if !quiet {

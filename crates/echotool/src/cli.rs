@@ -65,6 +65,15 @@ pub enum Command {
     /// 1; lost, late and duplicated datagrams, a --rate not reached and thin samples are
     /// reported as such. Ctrl-C ends the run early and still reports what finished.
     Bench(BenchArgs),
+    /// Show a bench report again, or merge the reports of several load generators into one.
+    ///
+    /// Given one JSON file (from `bench --json FILE`), prints its table again, or writes its
+    /// JSON, CSV or plot. Given several, merges rows of the same protocol, scenario, size,
+    /// link and target: latency histograms are added (so every percentile is exact, never an
+    /// average of percentiles), counts are summed, and the rate is the total over the union of
+    /// the agents' windows, with the share in which they measured together (overlap). Reports
+    /// of another schema, or rows of different shapes, are refused.
+    Report(ReportArgs),
     /// Write a CA, a server and a client certificate (PEM) for testing TLS.
     ///
     /// The server certificate is valid for localhost, 127.0.0.1 and ::1 plus every --san.
@@ -253,22 +262,21 @@ pub struct BenchArgs {
     /// Only the set-up scenario: connect (and handshake), one echo, close, as fast as possible.
     #[arg(long, conflicts_with = "scenario")]
     pub connect_rate: bool,
-    /// Measure an external echo server (RFC 862: socat, ncat, inetd, another echotool)
-    /// instead of embedded ones, e.g. tcp://127.0.0.1:7 or tls://host:5556.
-    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
-    pub target: Option<Endpoint>,
-    /// Also write every figure, the parameters, the version, kernel and CPU as one JSON
-    /// document to FILE; without FILE (or with -), print it instead of the table. Checked
-    /// before the run.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
-    pub json: Option<PathBuf>,
-    /// Also write one CSV line per row to FILE; without FILE (or with -), print it instead of
-    /// the table.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
-    pub csv: Option<PathBuf>,
-    /// Draw latency percentile curves, one per protocol, to this SVG file (SVG only).
-    #[arg(long, value_name = "FILE.svg")]
-    pub plot: Option<PathBuf>,
+    /// Measure external echo servers (RFC 862: socat, ncat, inetd, another echotool) instead
+    /// of embedded ones, side by side in one table: comma separated or repeated, e.g.
+    /// tcp://h:5555,udp://h:5555,tls://h:5556,quic://h:5557. The TLS flags apply to TLS and
+    /// QUIC targets alike.
+    #[arg(long, value_name = "URL,...", value_parser = parse_endpoint, value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub target: Vec<Endpoint>,
+    /// Wait until this wall-clock time to start the first warm-up, and start every later one
+    /// on a schedule from it (every warm-up + duration + 3 s), so that agents on several hosts
+    /// measure the same intervals: RFC 3339 (2026-11-30T01:40:00Z) or Unix seconds (date +%s).
+    /// Merge their --json files with `echotool report`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Where the report goes.
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// How long an echo may take from when its message left: a datagram not echoed by then
     /// counts as lost (and as late if its echo comes after all), a stream connection as
     /// failed.
@@ -295,6 +303,36 @@ pub struct BenchArgs {
     /// TLS settings for a --target (embedded TLS servers are trusted by their fingerprint).
     #[command(flatten)]
     pub tls: ConnectTlsArgs,
+}
+
+/// Where a report goes besides the table: `bench` and `report` alike.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Also write the report as one JSON document to FILE: every figure with its latency
+    /// histogram (HdrHistogram V2, base64), counts and wall-clock interval, the parameters,
+    /// the version, machine and clock (docs/report-schema.md); without FILE (or with -), print
+    /// it instead of the table. Checked before anything is measured.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub json: Option<PathBuf>,
+    /// Also write one CSV line per row to FILE; without FILE (or with -), print it instead of
+    /// the table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub csv: Option<PathBuf>,
+    /// Draw latency percentile curves, one per protocol, to this SVG file (SVG only).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// `echotool report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Reports written by `echotool bench --json FILE`: one is shown again, several (one per
+    /// load generator) are merged.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where the report goes.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `echotool config ...`.
@@ -387,6 +425,10 @@ pub enum ModeArg {
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     Endpoint::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {
+    echotool_bench::clock::parse_time(text).map_err(|e| e.to_string())
 }
 
 fn parse_links(text: &str) -> Result<Vec<echotool_link::LinkSpec>, String> {

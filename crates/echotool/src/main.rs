@@ -12,6 +12,7 @@ mod exit;
 mod logging;
 mod os_signals;
 mod registry;
+mod report;
 mod serve;
 
 use std::process::ExitCode;
@@ -45,6 +46,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => {
             let _ = logging::init(&cli.log, None);
             bench::run(&registry, args, cli.log.quiet > 0)
+        }
+        Command::Report(args) => {
+            let _ = logging::init(&cli.log, None);
+            report::run(args, cli.log.quiet > 0)
         }
         #[cfg(feature = "secure")]
         Command::Certs(args) => {

@@ -309,7 +309,7 @@ fn open_loop_rate_shows_a_stall_in_the_tail_and_json_and_svg_are_complete() {
             "rtt_us.{key} missing"
         );
     }
-    assert_eq!(report["parameters"]["target"], url.as_str());
+    assert_eq!(report["parameters"]["targets"][0], url.as_str());
     // The SVG is well-formed XML with an <svg> root and a curve in it.
     let check = sh(
         &format!(

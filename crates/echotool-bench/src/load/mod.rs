@@ -25,6 +25,16 @@ pub use stream::stream_echo;
 /// by the timer would have its lateness counted against the server.
 const SPIN: Duration = Duration::from_micros(1500);
 
+/// Closes a stream in order (a close_notify, a FIN) and waits for the server's end too, so
+/// that the server does not count an abrupt end (a reset) as an error.
+pub(crate) async fn close(mut stream: echotool_core::BoxStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.shutdown().await?;
+    let mut rest = [0u8; 64];
+    while stream.read(&mut rest).await? > 0 {}
+    Ok(())
+}
+
 /// When measuring starts and ends; before is warm-up, after is draining.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
@@ -32,6 +42,8 @@ pub struct Window {
     pub start: Instant,
     /// No message is sent after this.
     pub end: Instant,
+    /// The start by the wall clock, seconds since the Unix epoch.
+    start_unix: f64,
 }
 
 impl Window {
@@ -41,6 +53,16 @@ impl Window {
         Window {
             start,
             end: start + duration,
+            start_unix: crate::clock::unix_now() + warmup.as_secs_f64(),
+        }
+    }
+
+    /// The window by the wall clock.
+    pub fn span(&self) -> crate::Span {
+        let length = (self.end - self.start).as_secs_f64();
+        crate::Span {
+            start_unix: self.start_unix,
+            end_unix: self.start_unix + length,
         }
     }
 

@@ -103,10 +103,7 @@ async fn one_echo(channel: Channel, msg: &[u8]) -> io::Result<(Vec<u8>, Instant)
             stream.write_all(msg).await?;
             stream.read_exact(&mut echo).await?;
             arrived = Instant::now();
-            stream.shutdown().await?;
-            // Wait for the server's end too, so its close is not a reset.
-            let mut rest = [0u8; 64];
-            while stream.read(&mut rest).await? > 0 {}
+            super::close(stream).await?;
         }
         Channel::Datagram(socket) => {
             socket.send(msg).await?;
