@@ -621,31 +621,53 @@ case "$*" in
 esac
 "#;
 
-/// A stand-in for `echotool report`: records its arguments and prints a table.
-const FAKE_ECHOTOOL: &str =
-    "#!/bin/sh\necho \"$*\" >\"$(dirname \"$0\")/report-args\"\necho 'the merged table'\n";
-
-/// A directory holding the stand-ins, with `job-status` and three agents' reports.
+/// A directory holding the stand-in kubectl, with `job-status` and three agents' reports.
 fn fake_cluster(job_status: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let dir = scratch("cluster");
-    for (name, script) in [("kubectl", FAKE_KUBECTL), ("echotool", FAKE_ECHOTOOL)] {
-        let path = dir.join(name);
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let path = dir.join("kubectl");
+    std::fs::write(&path, FAKE_KUBECTL).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(dir.join("job-status"), job_status).unwrap();
-    for i in 0..3 {
-        std::fs::write(
-            dir.join(format!("report-{i}.json")),
-            format!("{{\"agent\": {i}}}\n"),
-        )
-        .unwrap();
+    for (i, report) in agent_reports().iter().enumerate() {
+        std::fs::write(dir.join(format!("report-{i}.json")), report).unwrap();
     }
     dir
 }
 
-/// run-bench.sh with 3 agents against the stand-ins in `cluster`, results into `cluster/out`.
+/// What three agents print as the Job runs them (`bench -q ... --start-at T --json -`), here
+/// against one `echotool serve` on loopback: real reports, made once.
+fn agent_reports() -> &'static [Vec<u8>] {
+    static REPORTS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    REPORTS.get_or_init(|| {
+        let server = Server::start(&["--proto", "tcp", "--listen", "127.0.0.1:0"]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start_at = format!("{:.3}", now + 3.0);
+        let agents: Vec<_> = (0..3)
+            .map(|_| {
+                let mut cmd = echotool();
+                cmd.args(["bench", "-q", "--target", server.url(), "--scenario"])
+                    .args(["latency", "--warmup", "100ms", "--duration", "300ms"])
+                    .args(["--start-at", &start_at, "--json", "-"]);
+                std::thread::spawn(move || run(cmd, b""))
+            })
+            .collect();
+        agents
+            .into_iter()
+            .map(|agent| {
+                let out = agent.join().expect("agent thread");
+                assert!(out.status.success(), "{}", out.stderr);
+                out.stdout
+            })
+            .collect()
+    })
+}
+
+/// run-bench.sh with 3 agents against the stand-in in `cluster` and the real echotool,
+/// results into `cluster/out`.
 fn run_bench(cluster: &Path, extra: &[&str]) -> Outcome {
     let mut cmd = Command::new("bash");
     cmd.arg(deploy_file("run-bench.sh"))
@@ -653,7 +675,7 @@ fn run_bench(cluster: &Path, extra: &[&str]) -> Outcome {
         .arg(cluster.join("out"))
         .args(extra)
         .env("KUBECTL", cluster.join("kubectl"))
-        .env("ECHOTOOL", cluster.join("echotool"));
+        .env("ECHOTOOL", env!("CARGO_BIN_EXE_echotool"));
     run(cmd, b"")
 }
 
@@ -681,30 +703,31 @@ fn run_bench_collects_every_agents_report_and_merges_them() {
     );
 
     let results = cluster.join("out");
-    let mut reports = Vec::new();
-    for i in 0..3 {
-        let report = results.join(format!("agent-{i}.json"));
+    for (i, report) in agent_reports().iter().enumerate() {
         assert_eq!(
-            std::fs::read_to_string(&report).unwrap(),
-            format!("{{\"agent\": {i}}}\n"),
+            &std::fs::read(results.join(format!("agent-{i}.json"))).unwrap(),
+            report,
             "agent {i}'s report, from its own pod"
         );
-        reports.push(report.to_str().unwrap().to_string());
     }
-    let args = std::fs::read_to_string(cluster.join("report-args")).unwrap();
-    let r = results.to_str().unwrap();
-    assert_eq!(
-        args.trim(),
-        format!(
-            "report {} --json {r}/merged.json --csv {r}/merged.csv --plot {r}/merged.svg",
-            reports.join(" ")
-        )
+    // echotool report merged the three, and wrote every file the script names.
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("echotool report: 3 agents merged"),
+        "{table}"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "the merged table\n");
     assert_eq!(
         std::fs::read_to_string(results.join("merged.txt")).unwrap(),
-        "the merged table\n"
+        table
     );
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("merged.json")).unwrap())
+            .unwrap();
+    assert_eq!(merged["sources"].as_array().map(Vec::len), Some(3));
+    assert_eq!(merged["rows"][0]["agents"], 3);
+    for file in ["merged.csv", "merged.svg"] {
+        assert!(results.join(file).is_file(), "{file}");
+    }
 }
 
 #[test]
@@ -723,7 +746,7 @@ fn run_bench_names_the_agent_that_failed_and_merges_nothing() {
         out.stderr
     );
     assert!(
-        !cluster.join("report-args").exists(),
+        !cluster.join("out/merged.json").exists(),
         "no report of a failed run"
     );
 }
@@ -740,7 +763,7 @@ fn run_bench_gives_up_waiting_at_its_timeout() {
         out.stderr
     );
     assert!(
-        !cluster.join("report-args").exists(),
+        !cluster.join("out/merged.json").exists(),
         "no report of an unfinished run"
     );
 }
