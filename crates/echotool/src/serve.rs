@@ -97,7 +97,9 @@ impl Status {
                 bytes_in = s.bytes_in, bytes_out = s.bytes_out, errors = s.errors,
                 failed_handshakes = s.failed_handshakes_total(),
                 failed_handshake_causes = %s.failed_handshake_causes(),
-                refused = s.refused, dropped = s.dropped, "summary {url}: {s}");
+                refused = s.refused, dropped = s.dropped_total(),
+                dropped_reflection = s.dropped_reflection, dropped_rate_limit = s.dropped_rate_limit,
+                "summary {url}: {s}");
         } else if !self.quiet {
             eprintln!("summary {url}: {s}");
         }
