@@ -47,11 +47,12 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
             .map(|server| tokio::spawn(server.serve(metrics.clone(), stop_metrics.clone())));
         let bound = bind_all(&specs).await?;
         status.bound(&bound);
+        let running = start(bound);
+        metrics.ready(running.stats());
+        // Once /healthz answers 200, so that whoever waits for the line can rely on it.
         if let Some(url) = &metrics_url {
             status.metrics(url);
         }
-        let running = start(bound);
-        metrics.ready(running.stats());
         let stop = signals.next().await;
         metrics.stopping();
         status.say(&format!(
@@ -123,7 +124,7 @@ impl Status {
     }
 
     /// `metrics on http://ADDR/metrics`, with the real port, for scripts to find as they find
-    /// `listening on`.
+    /// `listening on`; printed once every listener serves.
     fn metrics(&self, url: &str) {
         if self.json {
             info!(metrics = %url, "metrics on {url}");
