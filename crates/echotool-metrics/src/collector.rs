@@ -35,11 +35,11 @@ pub struct BuildInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Listeners are being bound: not ready yet (503).
-    Starting,
+    Starting = 0,
     /// Every listener is bound and serving (200).
-    Ready,
+    Ready = 1,
     /// Draining after a signal: take no new work here (503).
-    Stopping,
+    Stopping = 2,
 }
 
 impl Phase {
