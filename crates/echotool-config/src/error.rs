@@ -51,6 +51,9 @@ pub(crate) fn humane(message: &str) -> String {
     if let Some(rest) = text.strip_prefix("unknown field ") {
         text = format!("unknown key {rest}");
     }
+    if let Some(rest) = text.strip_prefix("missing field ") {
+        text = format!("missing key {rest}");
+    }
     if let Some(rest) = text.strip_prefix("unknown variant ") {
         text = format!("found {rest}");
     }

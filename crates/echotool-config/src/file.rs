@@ -17,7 +17,7 @@ use toml::Spanned;
 
 use crate::error::humane;
 use crate::reads::{readers, suggestion};
-use crate::{ConfigError, Settings};
+use crate::{ConfigError, MetricsSettings, Settings, parse_metrics_address};
 
 /// The `[log]` table.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -82,6 +82,7 @@ struct ConfigFile {
     defaults: Settings,
     #[serde(default)]
     listener: Vec<Settings>,
+    metrics: Option<MetricsSettings>,
 }
 
 /// Where each key of a table is written: the span of its value, which starts on the key's line.
@@ -112,6 +113,8 @@ pub struct Config {
     source: String,
     file: ConfigFile,
     places: FilePlaces,
+    /// `[metrics] listen`, parsed.
+    metrics: Option<echotool_core::HostPort>,
 }
 
 impl Config {
@@ -150,12 +153,18 @@ impl Config {
         for listener in &mut file.listener {
             listener.rebase(dir);
         }
-        let config = Config {
+        let mut config = Config {
             path: path.to_path_buf(),
             source,
             file,
             places,
+            metrics: None,
         };
+        if let Some(listen) = config.file.metrics.as_ref().map(|m| &m.listen) {
+            let address = parse_metrics_address(listen.get_ref())
+                .map_err(|e| config.error_at(listen.span().start, &e))?;
+            config.metrics = Some(address);
+        }
         if let Some(listen) = &config.file.defaults.listen {
             return Err(config.error_at(
                 listen.span().start,
@@ -174,6 +183,11 @@ impl Config {
     /// The `[log]` table.
     pub fn log(&self) -> &LogSettings {
         &self.file.log
+    }
+
+    /// Where `[metrics]` says to serve metrics, if it is there.
+    pub fn metrics(&self) -> Option<&echotool_core::HostPort> {
+        self.metrics.as_ref()
     }
 
     /// The `[defaults]` table, for listeners given on the command line instead of in the file.
@@ -477,6 +491,30 @@ mod tests {
         let e = err("[listners]\n");
         assert!(
             e.contains("line 1, key 'listners': unknown key 'listners'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_metrics_table_names_an_address() {
+        let config = Config::parse(
+            Path::new("e.toml"),
+            "[metrics]\nlisten = \"0.0.0.0:9555\"\n".to_string(),
+        )
+        .unwrap();
+        assert_eq!(config.metrics().unwrap().to_string(), "0.0.0.0:9555");
+        let none = Config::parse(Path::new("e.toml"), String::new()).unwrap();
+        assert!(none.metrics().is_none());
+        let e = err("[log]\nlevel = \"info\"\n[metrics]\nlisten = \"tls://:9555\"\n");
+        assert!(
+            e.starts_with("echotool.toml, line 4, key 'listen': 'tls://:9555' is not a metrics"),
+            "{e}"
+        );
+        let e = err("[metrics]\nport = 9555\n");
+        assert!(e.contains("line 2, key 'port': unknown key 'port'"), "{e}");
+        let e = err("[metrics]\n");
+        assert!(
+            e.contains("line 1, key 'metrics': missing key 'listen'"),
             "{e}"
         );
     }

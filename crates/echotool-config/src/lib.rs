@@ -14,6 +14,9 @@
 //! [[listener]]
 //! listen = "udp://127.0.0.1:5555"
 //! workers = 2
+//!
+//! [metrics]                 # optional: Prometheus metrics and /healthz
+//! listen = "0.0.0.0:9555"
 //! ```
 //!
 //! Keys are the long names of `echotool serve`'s flags, and accept the same values (both ask
@@ -28,10 +31,12 @@
 
 mod error;
 mod file;
+mod metrics;
 mod reads;
 mod settings;
 
 pub use error::ConfigError;
 pub use file::{Config, LogFormat, LogLevel, LogSettings};
+pub use metrics::{DEFAULT_METRICS_PORT, MetricsSettings, parse_metrics_address};
 pub use reads::{readers, refuse_unread_flags, suggestion};
 pub use settings::{Bytes, Expecting, Parsed, Seconds, Settings};

@@ -263,11 +263,12 @@ pub fn start(bound: Vec<BoundListener>) -> Running {
 }
 
 impl Running {
-    /// The listeners' URLs and live counters.
-    pub fn stats(&self) -> impl Iterator<Item = (&str, &EchoStats)> {
+    /// The listeners' URLs and live counters, shared so that a reader outliving this borrow
+    /// (a metrics collector) keeps reading the live values.
+    pub fn stats(&self) -> impl Iterator<Item = (&str, &Arc<EchoStats>)> {
         self.listeners
             .iter()
-            .map(|(url, stats, _)| (url.as_str(), &**stats))
+            .map(|(url, stats, _)| (url.as_str(), stats))
     }
 
     /// Stops accepting, lets in-flight echoes finish (each listener's drain timeout), and

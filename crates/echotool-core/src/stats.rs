@@ -34,8 +34,11 @@ pub struct EchoStats {
     pub errors: AtomicU64,
     /// Connections refused at the connection limit.
     pub refused: AtomicU64,
-    /// Datagrams dropped on purpose (reflection guard, rate limit).
-    pub dropped: AtomicU64,
+    /// Datagrams dropped because they came from the port of an echo-like service (the
+    /// reflection guard): answering could start an endless loop between two echo services.
+    pub dropped_reflection: AtomicU64,
+    /// Datagrams dropped because their source was over the per-source rate limit.
+    pub dropped_rate_limit: AtomicU64,
     /// Handshakes that failed, by cause ("not TLS", "untrusted certificate", "timed out").
     failed_handshakes: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -94,7 +97,8 @@ impl EchoStats {
             bytes_out: self.bytes_out.load(Relaxed),
             errors: self.errors.load(Relaxed),
             refused: self.refused.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
+            dropped_reflection: self.dropped_reflection.load(Relaxed),
+            dropped_rate_limit: self.dropped_rate_limit.load(Relaxed),
             failed_handshakes: self.failed_handshakes_by_cause(),
         }
     }
@@ -148,13 +152,34 @@ pub struct StatsSnapshot {
     pub errors: u64,
     /// See [`EchoStats::refused`].
     pub refused: u64,
-    /// See [`EchoStats::dropped`].
-    pub dropped: u64,
+    /// See [`EchoStats::dropped_reflection`].
+    pub dropped_reflection: u64,
+    /// See [`EchoStats::dropped_rate_limit`].
+    pub dropped_rate_limit: u64,
     /// Failed handshakes by cause, the most frequent first.
     pub failed_handshakes: Vec<(&'static str, u64)>,
 }
 
 impl StatsSnapshot {
+    /// Every datagram dropped on purpose, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_reflection + self.dropped_rate_limit
+    }
+
+    /// The reasons datagrams were dropped in words: `1 from a reflection port, 14 over the
+    /// rate limit`; empty when none were.
+    pub fn dropped_reasons(&self) -> String {
+        [
+            (self.dropped_reflection, "from a reflection port"),
+            (self.dropped_rate_limit, "over the rate limit"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, why)| format!("{n} {why}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
     /// Every failed handshake, whatever its cause.
     pub fn failed_handshakes_total(&self) -> u64 {
         self.failed_handshakes.iter().map(|(_, n)| n).sum()
@@ -183,8 +208,9 @@ fn count(n: u64, one: &str, many: &str) -> String {
 impl fmt::Display for StatsSnapshot {
     /// Streams: `3 connections, 120 messages, 4096 bytes in, 4096 bytes out, 0 errors`.
     /// Datagrams: `120 datagrams in, 118 out, 4096 bytes in, 4000 bytes out, 2 dropped, 0 errors`.
-    /// Failed handshakes (with their causes), refused and dropped counts follow when there are
-    /// any: `, 2 failed handshakes (1 untrusted certificate, 1 not TLS)`.
+    /// Failed handshakes (with their causes), refused and dropped counts (with their reasons)
+    /// follow when there are any: `, 2 failed handshakes (1 untrusted certificate, 1 not TLS)`,
+    /// `, 3 dropped (1 from a reflection port, 2 over the rate limit)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = format!(
             "{} in, {} out",
@@ -218,8 +244,9 @@ impl fmt::Display for StatsSnapshot {
         if self.refused > 0 {
             write!(f, ", {} refused", self.refused)?;
         }
-        if self.dropped > 0 {
-            write!(f, ", {} dropped", self.dropped)?;
+        let dropped = self.dropped_total();
+        if dropped > 0 {
+            write!(f, ", {dropped} dropped ({})", self.dropped_reasons())?;
         }
         Ok(())
     }
@@ -271,6 +298,32 @@ mod tests {
             one.snapshot()
                 .to_string()
                 .ends_with("0 errors, 1 failed handshake (1 not TLS)")
+        );
+    }
+
+    #[test]
+    fn dropped_datagrams_are_counted_by_reason() {
+        let stats = EchoStats::new(Kind::Datagram);
+        for _ in 0..3 {
+            stats.record_received(2);
+        }
+        stats.record_sent(2);
+        stats.dropped_reflection.fetch_add(1, Relaxed);
+        assert!(
+            stats
+                .snapshot()
+                .to_string()
+                .ends_with("0 errors, 1 dropped (1 from a reflection port)"),
+            "{}",
+            stats.snapshot()
+        );
+        stats.dropped_rate_limit.fetch_add(1, Relaxed);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.dropped_total(), 2);
+        assert_eq!(
+            snapshot.to_string(),
+            "3 datagrams in, 1 out, 6 bytes in, 2 bytes out, 0 errors, 2 dropped (1 from a \
+             reflection port, 1 over the rate limit)"
         );
     }
 }

@@ -140,14 +140,14 @@ impl Worker {
             };
             self.stats.record_received(n);
             if is_reflection_port(peer.port()) {
-                self.stats.dropped.fetch_add(1, Relaxed);
+                self.stats.dropped_reflection.fetch_add(1, Relaxed);
                 debug!(listener = %self.url, %peer, bytes = n,
                     "dropped datagram from a reflection port (echo, chargen and the like)");
                 continue;
             }
             if let Some(limiter) = &self.limiter {
                 if !limiter.allow(peer.ip(), Instant::now()) {
-                    self.stats.dropped.fetch_add(1, Relaxed);
+                    self.stats.dropped_rate_limit.fetch_add(1, Relaxed);
                     debug!(listener = %self.url, %peer, bytes = n, "dropped datagram over the rate limit");
                     continue;
                 }
@@ -160,5 +160,56 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use echotool_core::testing::Loopback;
+    use echotool_core::{DatagramServerOptions, ServerOptions};
+    use tokio::net::UdpSocket;
+    use tokio::time::{Duration, timeout};
+
+    use crate::UdpTransport;
+
+    /// Sends `payload` from `socket` and waits (bounded) for its echo.
+    async fn echoed(socket: &UdpSocket, payload: &[u8]) -> Vec<u8> {
+        socket.send(payload).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = timeout(Duration::from_secs(10), socket.recv(&mut buf))
+            .await
+            .expect("an echo within 10 s on loopback")
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[tokio::test]
+    async fn datagrams_over_the_rate_limit_are_counted_as_such() {
+        let options = ServerOptions {
+            datagram: DatagramServerOptions {
+                workers: Some(1),
+                rate_limit: Some(1),
+            },
+            ..ServerOptions::default()
+        };
+        let server = Loopback::serve(UdpTransport, options).await.unwrap();
+        let addr = server.addr.socket_addr().unwrap();
+        let limited = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        limited.connect(addr).await.unwrap();
+        assert_eq!(echoed(&limited, b"one").await, b"one");
+        for _ in 0..2 {
+            limited.send(b"over").await.unwrap();
+        }
+        // Another source has a bucket of its own; one worker handles datagrams in order, so its
+        // echo means both datagrams over the limit have been handled too.
+        let other = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        other.connect(addr).await.unwrap();
+        assert_eq!(echoed(&other, b"two").await, b"two");
+        let stats = server.stop().await;
+        assert_eq!(
+            (stats.received, stats.messages, stats.dropped_rate_limit),
+            (4, 2, 2)
+        );
+        assert_eq!(stats.dropped_reflection, 0);
     }
 }

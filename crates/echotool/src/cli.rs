@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use echotool_bench::{BenchOptions, Scenario};
 use echotool_config::LogFormat;
-use echotool_core::{Endpoint, Limits, Registry, Setting, SocketOptions, TlsVersion};
+use echotool_core::{Endpoint, HostPort, Limits, Registry, Setting, SocketOptions, TlsVersion};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
 /// compared side by side.
@@ -119,6 +119,12 @@ pub struct ServeArgs {
     /// Listeners and settings from a TOML file (see config/README.md); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, and a health check at /healthz (200 once
+    /// every listener is bound, 503 before and while draining): HOST:PORT such as 0.0.0.0:9555
+    /// in a container, port 0 for any free port (printed). Overrides [metrics] in --config.
+    /// [default: off]
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics)]
+    pub metrics: Option<HostPort>,
     /// Most connections open at once, per listener.
     #[arg(long, value_name = "N", value_parser = whole::<usize>(Setting::MaxConns))]
     pub max_conns: Option<usize>,
@@ -429,6 +435,10 @@ fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
 
 fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {
     echotool_bench::clock::parse_time(text).map_err(|e| e.to_string())
+}
+
+fn parse_metrics(text: &str) -> Result<HostPort, String> {
+    echotool_config::parse_metrics_address(text)
 }
 
 fn parse_links(text: &str) -> Result<Vec<echotool_link::LinkSpec>, String> {

@@ -66,6 +66,9 @@ fn chain(err: &anyhow::Error) -> String {
     if err.downcast_ref::<Error>().is_some()
         || err.downcast_ref::<echotool_config::ConfigError>().is_some()
         || err.downcast_ref::<echotool_bench::BenchError>().is_some()
+        || err
+            .downcast_ref::<echotool_metrics::MetricsError>()
+            .is_some()
     {
         err.to_string()
     } else {

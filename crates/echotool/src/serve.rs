@@ -1,10 +1,11 @@
-//! `echotool serve`: settings from a config file and flags, bind every listener, print, serve
-//! until a signal, print a summary.
+//! `echotool serve`: settings from a config file and flags, bind every listener (and the
+//! metrics server, when asked for), print, serve until a signal, print a summary.
 
 use anyhow::Result;
 use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
-use echotool_core::{ListenSpec, bind_all, start};
-use echotool_core::{OnLimit, Registry, ServerOptions, StatsSnapshot};
+use echotool_core::{BoundListener, ListenSpec, bind_all, start};
+use echotool_core::{CancellationToken, OnLimit, Registry, ServerOptions, StatsSnapshot};
+use echotool_metrics::{BuildInfo, Metrics, MetricsServer};
 
 use tracing::info;
 
@@ -22,6 +23,10 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
         quiet: log.quiet > 0,
     };
     let specs = listen_specs(registry, &args, config.as_ref())?;
+    let metrics_addr = args
+        .metrics
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.metrics().cloned()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -29,22 +34,27 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
         // Handlers first: a signal sent the moment `listening on` appears must already find
         // them, or it kills the process without a summary.
         let mut signals = OsSignals::install()?;
+        // The metrics server first: it answers 503 on /healthz while the listeners bind, and a
+        // metrics address that cannot be bound leaves no listener half-started.
+        let metrics_server = match &metrics_addr {
+            Some(addr) => Some(MetricsServer::bind(addr).await?),
+            None => None,
+        };
+        let metrics_url = metrics_server.as_ref().map(MetricsServer::url);
+        let metrics = Metrics::new(build_info());
+        let stop_metrics = CancellationToken::new();
+        let scrapes = metrics_server
+            .map(|server| tokio::spawn(server.serve(metrics.clone(), stop_metrics.clone())));
         let bound = bind_all(&specs).await?;
-        for listener in &bound {
-            let url = &listener.url;
-            status.listening(url);
-            for note in &listener.notes {
-                status.say(&format!("  {note}"));
-            }
-            if !listener.local_addr.ip().is_loopback() {
-                status.say(&format!(
-                    "notice: {url} accepts connections from other machines; anyone who can \
-                     reach it can use this echo server"
-                ));
-            }
-        }
+        status.bound(&bound);
         let running = start(bound);
+        metrics.ready(running.stats());
+        // Once /healthz answers 200, so that whoever waits for the line can rely on it.
+        if let Some(url) = &metrics_url {
+            status.metrics(url);
+        }
         let stop = signals.next().await;
+        metrics.stopping();
         status.say(&format!(
             "{}: finishing in-flight echoes (Ctrl-C again to quit at once)",
             stop.past()
@@ -59,8 +69,31 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
         for summary in summaries {
             status.summary(&summary.url, &summary.stats);
         }
+        stop_metrics.cancel();
+        if let Some(scrapes) = scrapes {
+            let _ = scrapes.await;
+        }
         Ok(())
     })
+}
+
+/// The versions `echotool_build_info` reports, as build.rs found them in Cargo.lock; `none` for
+/// a library this build leaves out.
+fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        rustls: if cfg!(feature = "secure") {
+            env!("ECHOTOOL_DEP_RUSTLS")
+        } else {
+            "none"
+        },
+        quinn: if cfg!(feature = "quic") {
+            env!("ECHOTOOL_DEP_QUINN")
+        } else {
+            "none"
+        },
+        target: env!("ECHOTOOL_TARGET"),
+    }
 }
 
 /// The server's own lines on stderr: for people, or as JSON events when the log format is
@@ -72,6 +105,34 @@ struct Status {
 }
 
 impl Status {
+    /// Every listener's `listening on` line, its notes, and a notice when it can be reached
+    /// from other machines.
+    fn bound(&self, bound: &[BoundListener]) {
+        for listener in bound {
+            let url = &listener.url;
+            self.listening(url);
+            for note in &listener.notes {
+                self.say(&format!("  {note}"));
+            }
+            if !listener.local_addr.ip().is_loopback() {
+                self.say(&format!(
+                    "notice: {url} accepts connections from other machines; anyone who can \
+                     reach it can use this echo server"
+                ));
+            }
+        }
+    }
+
+    /// `metrics on http://ADDR/metrics`, with the real port, for scripts to find as they find
+    /// `listening on`; printed once every listener serves.
+    fn metrics(&self, url: &str) {
+        if self.json {
+            info!(metrics = %url, "metrics on {url}");
+        } else if !self.quiet {
+            eprintln!("metrics on {url}");
+        }
+    }
+
     /// `listening on URL`, the line scripts wait for.
     fn listening(&self, url: &str) {
         if self.json {
@@ -97,7 +158,9 @@ impl Status {
                 bytes_in = s.bytes_in, bytes_out = s.bytes_out, errors = s.errors,
                 failed_handshakes = s.failed_handshakes_total(),
                 failed_handshake_causes = %s.failed_handshake_causes(),
-                refused = s.refused, dropped = s.dropped, "summary {url}: {s}");
+                refused = s.refused, dropped = s.dropped_total(),
+                dropped_reflection = s.dropped_reflection, dropped_rate_limit = s.dropped_rate_limit,
+                "summary {url}: {s}");
         } else if !self.quiet {
             eprintln!("summary {url}: {s}");
         }
@@ -190,8 +253,12 @@ pub fn check(registry: &Registry, file: &std::path::Path) -> Result<()> {
     let config = Config::load(file)?;
     let specs = config.listeners(registry, "tcp", &Settings::default())?;
     let urls: Vec<String> = specs.iter().map(ListenSpec::url).collect();
+    let metrics = match config.metrics() {
+        Some(addr) => format!("; metrics on http://{addr}/metrics"),
+        None => String::new(),
+    };
     println!(
-        "{}: OK, {} listeners: {}",
+        "{}: OK, {} listeners: {}{metrics}",
         file.display(),
         urls.len(),
         urls.join(", ")
