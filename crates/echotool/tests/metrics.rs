@@ -242,22 +242,22 @@ fn every_counter_adds_up_to_what_the_clients_did() {
     let want = [
         ("echotool_connections_accepted_total", &tcp, 2.0),
         ("echotool_messages_total", &tcp, 4.0),
-        ("echotool_bytes_received_total", &tcp, 5.0 + 18.0),
-        ("echotool_bytes_sent_total", &tcp, 5.0 + 18.0),
+        ("echotool_received_bytes_total", &tcp, 5.0 + 18.0),
+        ("echotool_sent_bytes_total", &tcp, 5.0 + 18.0),
         ("echotool_errors_total", &tcp, 0.0),
         ("echotool_connections_refused_total", &tcp, 0.0),
         ("echotool_messages_total", &udp, 2.0),
         (
-            "echotool_bytes_received_total",
+            "echotool_received_bytes_total",
             &udp,
             10.0 + reflected_bytes,
         ),
-        ("echotool_bytes_sent_total", &udp, 10.0),
+        ("echotool_sent_bytes_total", &udp, 10.0),
         ("echotool_errors_total", &udp, 0.0),
         ("echotool_connections_accepted_total", &tls, 2.0),
         ("echotool_messages_total", &tls, 1.0),
-        ("echotool_bytes_received_total", &tls, 7.0),
-        ("echotool_bytes_sent_total", &tls, 7.0),
+        ("echotool_received_bytes_total", &tls, 7.0),
+        ("echotool_sent_bytes_total", &tls, 7.0),
         ("echotool_errors_total", &tls, 0.0),
     ];
     for (name, listener, value) in want {
