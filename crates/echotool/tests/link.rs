@@ -78,7 +78,12 @@ fn round_trips_agree_with_the_textbook_at_two_delays() {
         ("quic", "first-echo/1-rtt", 2.0),
         ("quic", "first-echo/0-rtt", 1.0),
     ];
-    for delay_ms in [5.0, 15.0] {
+    // Each row's own time (CPU, the forwarder's hops) at zero delay, under the same load as
+    // the runs with delay: a debug build's QUIC handshake on a busy machine takes milliseconds
+    // that no round trip explains. It is allowed on top, once; one round trip more than the
+    // textbook (10 or 30 ms) still fails.
+    let mut own = std::collections::HashMap::new();
+    for delay_ms in [0.0, 5.0, 15.0] {
         let spec = format!("delay={delay_ms}ms");
         let report = bench_json(&[
             "--link",
@@ -95,12 +100,16 @@ fn round_trips_agree_with_the_textbook_at_two_delays() {
             let p50 = row(&report, protocol, scenario)["median"]["rtt_us"]["p50"]
                 .as_f64()
                 .unwrap_or_else(|| panic!("{protocol} {scenario} has a p50 at {spec}"));
+            if delay_ms == 0.0 {
+                own.insert((protocol, scenario), p50);
+                continue;
+            }
             let theory = rtts * rtt_us;
-            let ceiling = theory * 1.1 + 2000.0;
+            let ceiling = theory * 1.1 + 2000.0 + own[&(protocol, scenario)];
             assert!(
                 p50 >= theory && p50 <= ceiling,
                 "{protocol} {scenario} at {spec}: p50 {p50:.0} µs, textbook {theory:.0} µs \
-                 (allowed up to {ceiling:.0})"
+                 (allowed up to {ceiling:.0}, its own time at zero delay included)"
             );
         }
     }
