@@ -414,10 +414,7 @@ fn embedded_targets(
         let mut options = ServerOptions::default();
         options.datagram.workers = Some(plan.server_threads.max(1));
         specs.push(ListenSpec {
-            addr: HostPort {
-                host: network.server_host(transport.family()),
-                port: 0,
-            },
+            addr: HostPort::new(network.server_host(transport.family()), 0),
             transport,
             options,
             origin: None,

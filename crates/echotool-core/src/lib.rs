@@ -56,7 +56,7 @@ pub use servers::{
 pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{
-    Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server,
+    Addressing, Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server,
     SetupVariant, StreamOpener, Transport,
 };
 

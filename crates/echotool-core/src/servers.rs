@@ -341,7 +341,7 @@ mod tests {
         };
         ListenSpec {
             transport,
-            addr: endpoint.host_port("127.0.0.1", 5555),
+            addr: endpoint.fill(&HostPort::new("127.0.0.1", 5555)),
             options: ServerOptions::default(),
             origin: None,
         }

@@ -27,10 +27,7 @@ impl Loopback {
         let transport: Arc<dyn Transport> = Arc::new(transport);
         let spec = ListenSpec {
             transport: transport.clone(),
-            addr: HostPort {
-                host: transport.family().loopback().to_string(),
-                port: 0,
-            },
+            addr: HostPort::new(transport.family().loopback(), 0),
             options,
             origin: None,
         };

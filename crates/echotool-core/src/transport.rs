@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{ClientOptions, Family, HostPort, Result, ServeContext, ServerOptions, Setting};
+use crate::{
+    ClientOptions, DEFAULT_PORT, Family, HostPort, Result, ServeContext, ServerOptions, Setting,
+};
 
 /// A protocol echotool can serve and dial.
 #[async_trait]
@@ -26,6 +28,18 @@ pub trait Transport: Send + Sync + 'static {
     /// Which IP versions it uses; decides the default host (127.0.0.1 or ::1).
     fn family(&self) -> Family {
         Family::Any
+    }
+
+    /// How its endpoints are written: an IP host and port, a socket path, or a host, port
+    /// and URL path. [`crate::Registry::locate`] refuses an endpoint of another shape.
+    fn addressing(&self) -> Addressing {
+        Addressing::HostPort
+    }
+
+    /// Where servers listen and clients dial when an endpoint leaves something out: by
+    /// default this family's loopback address and port 5555.
+    fn default_addr(&self) -> HostPort {
+        HostPort::new(self.family().loopback(), DEFAULT_PORT)
     }
 
     /// Whether clients get a byte stream or datagrams.
@@ -94,6 +108,18 @@ pub struct SetupVariant {
     /// Dial with [`ClientOptions::resume`] (a session ticket, 0-RTT), after one connection that
     /// leaves a session to resume.
     pub resume: bool,
+}
+
+/// How a transport's endpoints are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressing {
+    /// An IP host (or name) and a port, and no path: `tcp://127.0.0.1:5555`.
+    HostPort,
+    /// A socket path or abstract name, and no host or port: `unix:///run/echo.sock`,
+    /// `unix://@name`.
+    Path,
+    /// A host, a port and a URL path: `ws://127.0.0.1:5555/echo`.
+    Url,
 }
 
 /// Whether a transport carries byte streams or datagrams.

@@ -142,10 +142,7 @@ mod tests {
             panic!("nothing listens any more")
         };
         assert!(matches!(err, Error::Connect { .. }), "{err}");
-        let v4 = HostPort {
-            host: "127.0.0.1".into(),
-            port: closed.port,
-        };
+        let v4 = HostPort::new("127.0.0.1", closed.port);
         let Err(err) = TcpTransport::v6()
             .dial(&v4, &ClientOptions::default())
             .await
