@@ -438,7 +438,7 @@ fn embedded_targets(
             name: spec.transport.name().to_string(),
             url: listener.url.clone(),
             transport: spec.transport.clone(),
-            addr: HostPort::from(listener.local_addr),
+            addr: listener.local_addr.clone(),
             client,
         });
     }

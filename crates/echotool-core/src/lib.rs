@@ -28,6 +28,7 @@ mod endpoint;
 mod error;
 mod latch;
 mod options;
+mod peer;
 mod poison;
 mod registry;
 mod resolve;
@@ -46,6 +47,7 @@ pub use options::{
     ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketOptions,
     TlsClientOptions, TlsServerOptions, TlsVersion,
 };
+pub use peer::{Credentials, Peer};
 pub use poison::lock_ignoring_poison;
 pub use registry::Registry;
 pub use resolve::{Family, resolve};

@@ -171,8 +171,8 @@ pub struct BoundListener {
     pub url: String,
     /// Lines to print after `listening on ...`.
     pub notes: Vec<String>,
-    /// The address actually bound.
-    pub local_addr: std::net::SocketAddr,
+    /// The address actually bound, or the socket path.
+    pub local_addr: HostPort,
     kind: Kind,
     server: Box<dyn Server>,
 }
@@ -212,7 +212,7 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
             }
         };
         let local_addr = server.local_addr();
-        let url = format!("{}://{}", spec.transport.name(), HostPort::from(local_addr));
+        let url = format!("{}://{local_addr}", spec.transport.name());
         bound.push(BoundListener {
             url,
             notes: server.notes(),

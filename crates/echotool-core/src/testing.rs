@@ -34,7 +34,7 @@ impl Loopback {
         let mut bound = bind_all(&[spec]).await?;
         let mut client = ClientOptions::default();
         bound[0].introduce(&mut client);
-        let addr = HostPort::from(bound[0].local_addr);
+        let addr = bound[0].local_addr.clone();
         let running = start(std::mem::take(&mut bound));
         Ok(Loopback {
             transport,

@@ -6,14 +6,13 @@
 //! QUIC datagrams). The trait is object safe so that `--proto` picks an implementation at run
 //! time from the [`crate::Registry`].
 
-use std::io;
-use std::net::SocketAddr;
-
 use async_trait::async_trait;
+use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{
-    ClientOptions, DEFAULT_PORT, Family, HostPort, Result, ServeContext, ServerOptions, Setting,
+    ClientOptions, DEFAULT_PORT, Family, HostPort, Peer, Result, ServeContext, ServerOptions,
+    Setting,
 };
 
 /// A protocol echotool can serve and dial.
@@ -154,8 +153,9 @@ impl std::fmt::Display for Binding {
 /// A bound server, ready to serve.
 #[async_trait]
 pub trait Server: Send {
-    /// The address actually bound (with the real port when port 0 was asked for).
-    fn local_addr(&self) -> SocketAddr;
+    /// The address actually bound (with the real port when port 0 was asked for), or the
+    /// socket path.
+    fn local_addr(&self) -> HostPort;
 
     /// Extra lines to print after `listening on ...`, e.g. an ephemeral certificate's
     /// fingerprint and the command that connects to it.
@@ -207,8 +207,8 @@ pub enum Channel {
 pub struct Connection {
     /// The stream or datagram socket.
     pub channel: Channel,
-    /// The server's address.
-    pub peer: SocketAddr,
+    /// The server: its address, or for a local socket whatever the kernel says about it.
+    pub peer: Peer,
     /// Facts about the connection worth showing with `-v` (TLS version, cipher, certificate).
     pub details: Vec<String>,
     /// Whether an earlier session was resumed (TLS session ticket, QUIC 0-RTT).

@@ -94,7 +94,7 @@ impl Transport for TcpTransport {
             .map_err(|e| echotool_core::Error::io(format!("connecting to {url}"), e))?;
         Ok(Connection {
             channel: echotool_core::Channel::Stream(Box::new(stream)),
-            peer,
+            peer: peer.into(),
             details: vec![format!("connected to {peer}")],
             resumed: false,
             streams: None,

@@ -36,7 +36,8 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
             for note in &listener.notes {
                 status.say(&format!("  {note}"));
             }
-            if !listener.local_addr.ip().is_loopback() {
+            // A socket path has no IP address: only this machine reaches it.
+            if listener.local_addr.ip().is_some_and(|ip| !ip.is_loopback()) {
                 status.say(&format!(
                     "notice: {url} accepts connections from other machines; anyone who can \
                      reach it can use this echo server"
