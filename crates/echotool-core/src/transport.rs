@@ -132,13 +132,17 @@ pub enum Kind {
 
 /// What a listener occupies in the kernel. Two listeners conflict when they occupy the same
 /// kind at overlapping addresses and the same non-zero port: `tcp` and `udp` may share a port
-/// number, `tcp` and `tls` (both TCP) may not, nor may `udp` and `quic` (both UDP).
+/// number, `tcp` and `tls` (both TCP) may not, nor may `udp` and `quic` (both UDP). Listeners
+/// on a socket path conflict when the path is the same, whatever their socket type: a path
+/// names one socket file (or one abstract name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
     /// A TCP listening socket.
     Tcp,
     /// A UDP socket.
     Udp,
+    /// A socket path or abstract name (Unix domain sockets, stream and datagram alike).
+    Path,
 }
 
 impl std::fmt::Display for Binding {
@@ -146,6 +150,7 @@ impl std::fmt::Display for Binding {
         f.write_str(match self {
             Binding::Tcp => "TCP",
             Binding::Udp => "UDP",
+            Binding::Path => "socket path",
         })
     }
 }
