@@ -34,4 +34,4 @@ mod settings;
 pub use error::ConfigError;
 pub use file::{Config, LogFormat, LogLevel, LogSettings};
 pub use reads::{readers, refuse_unread_flags, suggestion};
-pub use settings::{Bytes, Expecting, Parsed, Seconds, Settings};
+pub use settings::{Bytes, Expecting, FileMode, Parsed, Seconds, Settings};

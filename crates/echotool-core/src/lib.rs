@@ -17,6 +17,7 @@
 pub mod client;
 pub mod duration;
 pub mod mismatch;
+pub mod mode;
 pub mod size;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -44,8 +45,8 @@ pub use accept::{
 pub use endpoint::{DEFAULT_PORT, Endpoint, HostPort};
 pub use error::{Error, Result};
 pub use options::{
-    ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketOptions,
-    TlsClientOptions, TlsServerOptions, TlsVersion,
+    ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketFileOptions,
+    SocketOptions, TlsClientOptions, TlsServerOptions, TlsVersion,
 };
 pub use peer::{Credentials, Peer};
 pub use poison::lock_ignoring_poison;

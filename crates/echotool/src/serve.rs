@@ -2,7 +2,7 @@
 //! until a signal, print a summary.
 
 use anyhow::Result;
-use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
+use echotool_config::{Bytes, Config, FileMode, Parsed, Seconds, Settings, refuse_unread_flags};
 use echotool_core::{ListenSpec, bind_all, start};
 use echotool_core::{OnLimit, Registry, ServerOptions, StatsSnapshot};
 
@@ -178,6 +178,7 @@ fn flag_settings(args: &ServeArgs) -> Settings {
         send_buffer: args.send_buffer.map(Bytes),
         workers: args.workers,
         udp_rate_limit: args.udp_rate_limit,
+        mode: args.mode.map(FileMode),
         cert: args.tls.cert.clone(),
         key: args.tls.key.clone(),
         client_ca: args.tls.client_ca.clone(),
