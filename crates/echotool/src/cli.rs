@@ -110,9 +110,10 @@ pub enum Command {
 /// `echotool serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen: HOST:PORT, [V6]:PORT, :PORT, or a URL such as udp://[::1]:5555.
-    /// Repeat for several listeners in one process. Default: loopback, port 5555 (or the
-    /// listeners of --config).
+    /// Where to listen: HOST:PORT, [V6]:PORT, :PORT, or a URL such as udp://[::1]:5555; for
+    /// unix and unixgram a socket path (unix:///run/echo.sock) or abstract name (unix://@echo).
+    /// Repeat for several listeners in one process. Default: loopback, port 5555; for unix,
+    /// $XDG_RUNTIME_DIR/echotool.sock (or the listeners of --config).
     #[arg(short, long = "listen", value_name = "ADDR|URL", value_parser = parse_endpoint)]
     pub listen: Vec<Endpoint>,
     /// Protocol for addresses given without a URL scheme.
@@ -373,8 +374,10 @@ pub struct CertsArgs {
 /// `echotool connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The server: HOST:PORT, [V6]:PORT, :PORT, or a URL such as tcp://127.0.0.1:5555.
-    /// Default: 127.0.0.1:5555 (::1 for tcp6).
+    /// The server: HOST:PORT, [V6]:PORT, :PORT, or a URL such as tcp://127.0.0.1:5555; for
+    /// unix and unixgram a socket path (unix:///run/echo.sock, or /run/echo.sock with
+    /// --proto unix) or abstract name (unix://@echo). Default: 127.0.0.1:5555 (::1 for tcp6;
+    /// $XDG_RUNTIME_DIR/echotool.sock for unix).
     #[arg(value_name = "ADDR|URL", value_parser = parse_endpoint)]
     pub addr: Option<Endpoint>,
     /// Protocol, unless the address is a URL.

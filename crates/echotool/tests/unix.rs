@@ -512,6 +512,35 @@ fn a_config_file_listens_on_a_socket_with_its_mode() {
     assert_eq!(echo.stdout, b"configured\n", "{}", echo.stderr);
     drop(server);
 
+    // The example's commented Unix listener, uncommented, is a valid listener.
+    let example = include_str!("../../../config/echotool.toml")
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(toml)
+                if ["[[listener]]", "listen = \"unix", "mode = "]
+                    .iter()
+                    .any(|start| toml.starts_with(start)) =>
+            {
+                toml
+            }
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, example).unwrap();
+    let mut check = echotool();
+    check.args(["config", "check", &file]);
+    let out = run(check, b"");
+    assert!(out.status.success(), "{}", out.stderr);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("OK, 6 listeners:"), "{listed}");
+    assert!(
+        listed
+            .trim_end()
+            .ends_with(", unix:///run/echotool/echo.sock"),
+        "{listed}"
+    );
+
     std::fs::write(
         &file,
         format!("[[listener]]\nlisten = \"unix://{sock}\"\nmode = 660\n"),
