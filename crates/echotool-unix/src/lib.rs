@@ -5,7 +5,7 @@
 //! abstract names, `unix://@echo`, which have no file: they vanish with their socket and any
 //! process in the same network namespace may connect. See [`SocketName`].
 //!
-//! A socket file is the server's to look after ([`file`]): before binding, a stale one (left
+//! A socket file is the server's to look after ([`mod@file`]): before binding, a stale one (left
 //! by a server that died; nothing answers on it) is removed, while a live one or anything
 //! that is not a socket is refused and never removed; the file gets the mode of `--mode`
 //! (0600 by default: [`echotool_core::SocketFileOptions::DEFAULT_MODE`] says why), set
@@ -19,6 +19,11 @@
 //! none, and how echotool's own client gets one.
 //!
 //! Linux only: abstract names, SO_PEERCRED with a pid, and autobind are Linux features.
+//!
+//! Dependencies, all the workspace's already: `socket2` (a socket's options and mode set
+//! before `bind`, the backlog, autobind, and sending to abstract names, which tokio's
+//! path-only `send_to` cannot), `libc` (the error numbers told apart), `thiserror` (the
+//! crate's error type).
 
 #![warn(missing_docs)]
 
