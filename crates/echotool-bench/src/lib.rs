@@ -41,6 +41,7 @@ mod plot;
 mod progress;
 mod report;
 mod runner;
+mod scratch;
 mod tally;
 
 pub use clock::Clock;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use echotool_core::{
-    Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions, Transport,
+    Addressing, Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions,
+    Transport,
 };
 use echotool_core::{ListenSpec, Running, bind_all, start};
 use echotool_link::LinkSpec;
@@ -16,6 +17,7 @@ use crate::measure::{BeforeFirstDial, Measurement};
 use crate::network::{LinkSummary, Network};
 use crate::progress::Progress;
 use crate::report::{Parameters, Report, Row, SCHEMA, ServerSummary};
+use crate::scratch::ScratchDir;
 use crate::{BenchError, BenchOptions, Clock, Machine, Scenario, Shape};
 
 /// One server to measure.
@@ -30,8 +32,9 @@ struct Target {
 /// Under `--start-at`, a window that starts this many seconds after its slot started late.
 const LATE_START: f64 = 0.1;
 
-/// The embedded servers and the runtime they run on.
-type Servers = (tokio::runtime::Runtime, Running);
+/// The embedded servers, the runtime they run on, and the directory of their socket files
+/// (removed after they stop).
+type Servers = (tokio::runtime::Runtime, Running, Option<ScratchDir>);
 
 fn io_err(context: &str) -> impl FnOnce(std::io::Error) -> BenchError {
     let context = context.to_string();
@@ -44,6 +47,7 @@ fn io_err(context: &str) -> impl FnOnce(std::io::Error) -> BenchError {
 /// holds every row (and every run of the current row) that finished.
 pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchError> {
     opts.validate()?;
+    refuse_local_over_link(registry, opts)?;
     let mut network = Network::new(&opts.links, opts.pcap.clone(), opts.trace)?;
     // A safety net beside the runtimes' own: a socket this thread made by mistake would be
     // inside the link's client side, never in the host's namespace.
@@ -74,7 +78,7 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     preflight(&client_rt, &targets, &shapes)?;
     let measured = measure_all(&client_rt, &mut network, &targets, &shapes, opts)?;
     let servers = match servers {
-        Some((server_rt, running)) => server_rt
+        Some((server_rt, running, _socket_files)) => server_rt
             .block_on(running.stop())
             .into_iter()
             .map(|s| ServerSummary::from_stats(&s.url, &s.stats))
@@ -102,6 +106,24 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     };
     report.findings = report.judge();
     Ok(report)
+}
+
+/// Refuses `--link` for a transport addressed by a socket path: nothing it sends crosses a
+/// network, so a link cannot be put in its way (its rows would measure the host, not the
+/// link).
+fn refuse_local_over_link(registry: &Registry, opts: &BenchOptions) -> Result<(), BenchError> {
+    if opts.links.is_empty() {
+        return Ok(());
+    }
+    for name in protocols(registry, opts) {
+        if registry.get(&name)?.addressing() == Addressing::Path {
+            return Err(BenchError::Invalid(format!(
+                "{name} is a local socket: nothing it sends crosses a network, so --link cannot \
+                 be put in its way; measure {name} without --link"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What the measurements gave.
@@ -409,15 +431,30 @@ fn embedded_targets(
     )
     .map_err(io_err("starting the server runtime"))?;
     let mut specs = Vec::new();
+    let mut socket_files = None;
     for name in &protocols(registry, opts) {
         let transport = registry.get(name)?;
         let mut options = ServerOptions::default();
         options.datagram.workers = Some(plan.server_threads.max(1));
-        specs.push(ListenSpec {
-            addr: HostPort {
-                host: network.server_host(transport.family()),
-                port: 0,
+        let addr = match transport.addressing() {
+            Addressing::Path => {
+                let dir = match &mut socket_files {
+                    Some(dir) => dir,
+                    None => socket_files.insert(
+                        ScratchDir::new().map_err(io_err("making a directory for socket files"))?,
+                    ),
+                };
+                let path = dir.path().join(format!("{name}.sock"));
+                HostPort::at_path(path.display().to_string())
+            }
+            // Port 0 picks a free one; a URL path stays the transport's own.
+            Addressing::HostPort | Addressing::Url => HostPort {
+                path: transport.default_addr().path,
+                ..HostPort::new(network.server_host(transport.family()), 0)
             },
+        };
+        specs.push(ListenSpec {
+            addr,
             transport,
             options,
             origin: None,
@@ -441,10 +478,10 @@ fn embedded_targets(
             name: spec.transport.name().to_string(),
             url: listener.url.clone(),
             transport: spec.transport.clone(),
-            addr: HostPort::from(listener.local_addr),
+            addr: listener.local_addr.clone(),
             client,
         });
     }
     let running = server_rt.block_on(async { start(bound) });
-    Ok((targets, (server_rt, running)))
+    Ok((targets, (server_rt, running, socket_files)))
 }

@@ -220,11 +220,12 @@ impl Config {
             return Err(self.error_at(
                 self.listen_at(conflict.second),
                 &format!(
-                    "{} conflicts with {} on line {}: {}; give one of them another port",
+                    "{} conflicts with {} on line {}: {}; {}",
                     b.url(),
                     a.url(),
                     line(conflict.first),
-                    conflict.why
+                    conflict.why,
+                    conflict.remedy()
                 ),
             ));
         }

@@ -39,4 +39,4 @@ pub use error::ConfigError;
 pub use file::{Config, LogFormat, LogLevel, LogSettings};
 pub use metrics::{DEFAULT_METRICS_PORT, MetricsSettings, parse_metrics_address};
 pub use reads::{readers, refuse_unread_flags, suggestion};
-pub use settings::{Bytes, Expecting, Parsed, Seconds, Settings};
+pub use settings::{Bytes, Expecting, FileMode, Parsed, Seconds, Settings};

@@ -28,7 +28,13 @@ pub fn parse_metrics_address(text: &str) -> Result<HostPort, String> {
              expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_METRICS_PORT} or 127.0.0.1:{DEFAULT_METRICS_PORT}"
         ));
     }
-    Ok(endpoint.host_port("127.0.0.1", DEFAULT_METRICS_PORT))
+    if endpoint.path.is_some() {
+        return Err(format!(
+            "'{text}' is not a metrics address: metrics are served over HTTP at HOST:PORT, not \
+             at a path; expected e.g. 0.0.0.0:{DEFAULT_METRICS_PORT}"
+        ));
+    }
+    Ok(endpoint.fill(&HostPort::new("127.0.0.1", DEFAULT_METRICS_PORT)))
 }
 
 #[cfg(test)]

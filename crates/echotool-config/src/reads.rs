@@ -22,8 +22,9 @@ pub fn readers(registry: &Registry, setting: Setting) -> String {
     }
 }
 
-/// A transport to use instead of `instead_of` so that `setting` applies: one that reads it,
-/// on the same kind of socket if there is one.
+/// A transport to use instead of `instead_of` so that `setting` applies: one that reads it
+/// and is addressed the same way (a TCP address makes no Unix socket path), on the same kind
+/// of socket if there is one.
 pub fn suggestion(
     registry: &Registry,
     setting: Setting,
@@ -31,7 +32,7 @@ pub fn suggestion(
 ) -> Option<Arc<dyn Transport>> {
     let readers: Vec<&Arc<dyn Transport>> = registry
         .iter()
-        .filter(|t| t.reads().contains(&setting))
+        .filter(|t| t.reads().contains(&setting) && t.addressing() == instead_of.addressing())
         .collect();
     readers
         .iter()

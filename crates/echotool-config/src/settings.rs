@@ -38,6 +38,8 @@ pub struct Settings {
     pub workers: Option<u32>,
     /// `--udp-rate-limit`.
     pub udp_rate_limit: Option<u32>,
+    /// `--mode`.
+    pub mode: Option<FileMode>,
     /// `--cert`.
     pub cert: Option<PathBuf>,
     /// `--key`.
@@ -71,6 +73,7 @@ impl Settings {
             send_buffer,
             workers,
             udp_rate_limit,
+            mode,
             cert,
             key,
             client_ca,
@@ -107,6 +110,9 @@ impl Settings {
         if let Some(n) = self.udp_rate_limit {
             opts.datagram.rate_limit = Some(n);
         }
+        if let Some(FileMode(mode)) = self.mode {
+            opts.socket_file.mode = Some(mode);
+        }
         let tls = &mut opts.tls;
         if self.cert.is_some() {
             tls.cert.clone_from(&self.cert);
@@ -140,6 +146,7 @@ impl Settings {
             SendBuffer => self.send_buffer.is_some(),
             Workers => self.workers.is_some(),
             UdpRateLimit => self.udp_rate_limit.is_some(),
+            Mode => self.mode.is_some(),
             Cert => self.cert.is_some(),
             Key => self.key.is_some(),
             ClientCa => self.client_ca.is_some(),
@@ -177,6 +184,7 @@ impl Settings {
             SendBuffer => self.send_buffer = None,
             Workers => self.workers = None,
             UdpRateLimit => self.udp_rate_limit = None,
+            Mode => self.mode = None,
             Cert => self.cert = None,
             Key => self.key = None,
             ClientCa => self.client_ca = None,
@@ -197,6 +205,7 @@ impl Settings {
             Backlog => self.backlog.map(u64::from),
             Workers => self.workers.map(u64::from),
             UdpRateLimit => self.udp_rate_limit.map(u64::from),
+            Mode => self.mode.map(|m| u64::from(m.0)),
             RecvBuffer => whole(self.recv_buffer.map(|b| b.0)),
             SendBuffer => whole(self.send_buffer.map(|b| b.0)),
             IdleTimeout => millis(self.idle_timeout),
@@ -317,6 +326,29 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// A file mode, written as a string of octal digits the way chmod takes them (`"0660"`). A
+/// number is refused: TOML reads `660` as decimal, which is not the mode anyone means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileMode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a file mode in octal, as a string such as \"0660\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileMode, E> {
+                echotool_core::mode::parse(v)
+                    .map(FileMode)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A value written as a string and parsed with its `FromStr` (`"refuse"`, `"1.3"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Parsed<T>(pub T);
@@ -375,7 +407,8 @@ mod tests {
         let all: Settings = toml::from_str(
             "max-conns = 1\non-limit = \"wait\"\nidle-timeout = 1\nhandshake-timeout = 1\n\
              drain-timeout = 1\nbacklog = 1\nnodelay = true\nrecv-buffer = 1\nsend-buffer = 1\n\
-             workers = 1\nudp-rate-limit = 1\ncert = \"c\"\nkey = \"k\"\nclient-ca = \"a\"\n\
+             workers = 1\nudp-rate-limit = 1\nmode = \"0660\"\ncert = \"c\"\nkey = \"k\"\n\
+             client-ca = \"a\"\n\
              tls-version = \"1.3\"\nalpn = [\"echo\"]\n",
         )
         .unwrap();
@@ -398,10 +431,16 @@ mod tests {
             ("send-buffer = \"0K\"", Setting::SendBuffer),
             ("handshake-timeout = 0", Setting::HandshakeTimeout),
             ("alpn = [\"echo\", \"\"]", Setting::Alpn),
+            ("mode = \"1777\"", Setting::Mode),
         ] {
             let settings: Settings = toml::from_str(text).unwrap();
             assert_eq!(settings.out_of_range(), Some(setting), "{text}");
         }
+        let err = toml::from_str::<Settings>("mode = 660").unwrap_err();
+        assert!(
+            err.message().contains("as a string such as \"0660\""),
+            "{err}"
+        );
         let zero_is_never: Settings = toml::from_str("idle-timeout = 0").unwrap();
         assert_eq!(zero_is_never.out_of_range(), None);
     }

@@ -12,7 +12,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::admission::{Activity, Admission, Slot};
 use crate::echo::{ConnStats, EchoEnd, echo_stream};
 use crate::latch::Latch;
-use crate::{BoxStream, ByteStream, EchoStats, Limits, ServeContext};
+use crate::{BoxStream, ByteStream, EchoStats, Limits, Peer, ServeContext};
 
 /// Where a connection server's connections come from: a listening socket, a QUIC endpoint.
 /// Owned by the accept loop, which stops it the moment shutdown begins, so that newcomers are
@@ -34,8 +33,9 @@ pub trait AcceptSource: Send + Sized + 'static {
     /// A connection as accepted, before any handshake (a `TcpStream`, a QUIC `Incoming`).
     type Incoming: Send + 'static;
 
-    /// Accepts the next connection; `Ok(None)` once the source has closed for good.
-    async fn accept(&mut self) -> io::Result<Option<(Self::Incoming, SocketAddr)>>;
+    /// Accepts the next connection and says who it comes from; `Ok(None)` once the source has
+    /// closed for good.
+    async fn accept(&mut self) -> io::Result<Option<(Self::Incoming, Peer)>>;
 
     /// Turns away a connection beyond the limit (the `refuse` policy). By default it is
     /// dropped, which closes it.
@@ -89,8 +89,7 @@ impl HandshakeError {
 #[async_trait]
 pub trait Handshake<I>: Send + Sync + 'static {
     /// Completes the connection.
-    async fn handshake(&self, incoming: I, peer: SocketAddr)
-    -> Result<Established, HandshakeError>;
+    async fn handshake(&self, incoming: I, peer: Peer) -> Result<Established, HandshakeError>;
 }
 
 /// A connection ready to echo.
@@ -160,7 +159,7 @@ pub struct Plain;
 
 #[async_trait]
 impl<C: ByteStream> Handshake<C> for Plain {
-    async fn handshake(&self, conn: C, _peer: SocketAddr) -> Result<Established, HandshakeError> {
+    async fn handshake(&self, conn: C, _peer: Peer) -> Result<Established, HandshakeError> {
         Ok(Established::stream(Box::new(conn)))
     }
 }
@@ -240,7 +239,7 @@ struct Handler<H> {
     /// Timeouts for this connection.
     limits: Limits,
     /// Who is on the other side, for logs.
-    peer: SocketAddr,
+    peer: Peer,
     /// Held for the life of the connection; dropping it lets the next one in.
     _slot: Slot,
 }
@@ -414,13 +413,7 @@ impl StreamEcho {
 }
 
 /// Counts a datagram a multiplexed connection echoed, or failed to.
-fn record_datagram(
-    stats: &EchoStats,
-    bytes: usize,
-    echoed: io::Result<()>,
-    url: &str,
-    peer: SocketAddr,
-) {
+fn record_datagram(stats: &EchoStats, bytes: usize, echoed: io::Result<()>, url: &str, peer: Peer) {
     stats.record_received(bytes);
     match echoed {
         Ok(()) => stats.record_sent(bytes),
@@ -438,7 +431,7 @@ async fn handshake<T>(
     handshake: impl std::future::Future<Output = Result<T, HandshakeError>>,
     limit: Duration,
     ctx: &ServeContext,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Option<T> {
     match tokio::time::timeout(limit, handshake).await {
         Ok(Ok(done)) => Some(done),
@@ -454,13 +447,13 @@ async fn handshake<T>(
 }
 
 /// Counts and logs a failed handshake.
-fn handshake_failed(ctx: &ServeContext, peer: SocketAddr, err: &HandshakeError) {
+fn handshake_failed(ctx: &ServeContext, peer: Peer, err: &HandshakeError) {
     ctx.stats.record_failed_handshake(err.cause);
     debug!(listener = %ctx.url, %peer, cause = err.cause, error = %err.message, "handshake failed");
 }
 
 /// Counts and logs a handshake that did not finish within `limit`.
-fn handshake_timed_out(ctx: &ServeContext, peer: SocketAddr, limit: Duration) {
+fn handshake_timed_out(ctx: &ServeContext, peer: Peer, limit: Duration) {
     ctx.stats.record_failed_handshake(HandshakeError::TIMED_OUT);
     debug!(listener = %ctx.url, %peer, cause = HandshakeError::TIMED_OUT, timeout_ms = limit.as_millis() as u64,
         "handshake timed out");
@@ -539,11 +532,11 @@ mod tests {
     impl AcceptSource for Queue {
         type Incoming = DuplexStream;
 
-        async fn accept(&mut self) -> io::Result<Option<(DuplexStream, SocketAddr)>> {
+        async fn accept(&mut self) -> io::Result<Option<(DuplexStream, Peer)>> {
             if self.stopped {
                 return Ok(None);
             }
-            let peer = "127.0.0.1:1".parse().expect("an address");
+            let peer = Peer::Ip("127.0.0.1:1".parse().expect("an address"));
             Ok(self.incoming.recv().await.map(|s| (s, peer)))
         }
 
@@ -626,11 +619,7 @@ mod tests {
 
     #[async_trait]
     impl Handshake<DuplexStream> for FailsLate {
-        async fn handshake(
-            &self,
-            _: DuplexStream,
-            _: SocketAddr,
-        ) -> Result<Established, HandshakeError> {
+        async fn handshake(&self, _: DuplexStream, _: Peer) -> Result<Established, HandshakeError> {
             let finishing = async { Err(HandshakeError::new("untrusted certificate", "no")) };
             Ok(Established {
                 connected: Connected::Multiplexed(Box::new(Refusing)),

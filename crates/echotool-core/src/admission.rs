@@ -126,7 +126,7 @@ impl Admission {
 
     /// Runs a connection until it ends, the idle sweep ends it, or the drain is cut. The
     /// connection gets its [`Activity`] mark to touch after each message.
-    pub fn spawn<F>(&mut self, peer: std::net::SocketAddr, connection: impl FnOnce(Activity) -> F)
+    pub fn spawn<F>(&mut self, peer: crate::Peer, connection: impl FnOnce(Activity) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -217,7 +217,7 @@ mod tests {
             ..Limits::default()
         };
         let mut admission = Admission::new(&limits, "test://");
-        let peer = "127.0.0.1:1".parse().unwrap();
+        let peer = crate::Peer::Ip("127.0.0.1:1".parse().unwrap());
         let (idle_done, busy_done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let flag = idle_done.clone();
         admission.spawn(peer, move |_activity| async move {

@@ -1,6 +1,11 @@
 //! Endpoints as users write them: `127.0.0.1:5555`, `[::1]:5555`, `localhost`, `:6000`,
 //! `6000`, or a URL such as `tcp://127.0.0.1:5555` or `tls://[::1]:5556`. IPv6 link-local
 //! addresses carry their interface as a scope id: `[fe80::1%eth0]:5555`.
+//!
+//! Some transports are addressed by a path instead: a socket file (`unix:///run/e.sock`,
+//! `./e.sock`) or a Linux abstract name (`unix://@name`); others by a host, a port and a URL
+//! path (`ws://127.0.0.1:5555/echo`). Parsing keeps whichever was written; whether it suits the
+//! transport is [`crate::Registry::locate`]'s to say, from [`crate::Transport::addressing`].
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
@@ -11,9 +16,10 @@ use crate::{Error, Result};
 /// The port echotool listens on and dials when none is given.
 pub const DEFAULT_PORT: u16 = 5555;
 
-/// An endpoint as typed: an optional protocol (URL scheme), an optional host and an optional port.
+/// An endpoint as typed: an optional protocol (URL scheme), an optional host, an optional port
+/// and an optional path.
 ///
-/// Missing parts are filled from the transport's defaults with [`Endpoint::host_port`].
+/// Missing parts are filled from the transport's defaults with [`Endpoint::fill`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// The URL scheme (`tcp`, `udp`, `tls`, ...), if the endpoint was written as a URL.
@@ -22,6 +28,9 @@ pub struct Endpoint {
     pub host: Option<String>,
     /// Port number.
     pub port: Option<u16>,
+    /// A socket path or abstract name (`/run/e.sock`, `./e.sock`, `@name`) when the endpoint
+    /// is one, without host or port; or the URL path after `HOST:PORT` (`/echo`).
+    pub path: Option<String>,
 }
 
 impl Endpoint {
@@ -49,32 +58,89 @@ impl Endpoint {
                 if !valid {
                     return Err(bad("the protocol before :// is not a name"));
                 }
-                (
-                    Some(scheme.to_ascii_lowercase()),
-                    rest.trim_end_matches('/'),
-                )
+                // `tcp://h:1/` and `udp:///` say no more than `tcp://h:1` and `udp://`.
+                let rest = match rest.trim_end_matches('/') {
+                    "" => "",
+                    _ => rest,
+                };
+                (Some(scheme.to_ascii_lowercase()), rest)
             }
             None => (None, text),
         };
-        if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-            return Err(bad("paths and queries are not part of an echo endpoint"));
+        if rest.contains('?') || rest.contains('#') {
+            return Err(bad(
+                "queries (?) and fragments (#) are not part of an echo endpoint",
+            ));
         }
-        let (host, port) = split_host_port(rest).map_err(|r| bad(&r))?;
-        if host.is_none() && port.is_none() && proto.is_none() {
+        if is_socket_path(rest) {
+            if rest == "@" {
+                return Err(bad("the abstract socket name after @ is empty"));
+            }
+            return Ok(Endpoint {
+                proto,
+                host: None,
+                port: None,
+                path: Some(rest.to_string()),
+            });
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], url_path(&rest[at..])),
+            None => (rest, None),
+        };
+        let (host, port) = split_host_port(authority).map_err(|r| bad(&r))?;
+        if host.is_none() && port.is_none() && proto.is_none() && path.is_none() {
             return Err(bad("it is empty"));
         }
-        Ok(Endpoint { proto, host, port })
+        Ok(Endpoint {
+            proto,
+            host,
+            port,
+            path,
+        })
     }
 
-    /// The endpoint as `HOST:PORT` with brackets around IPv6 literals, filling in defaults.
-    pub fn host_port(&self, default_host: &str, default_port: u16) -> HostPort {
+    /// The endpoint with what it leaves out taken from `default` (a transport's
+    /// [`crate::Transport::default_addr`]): host, port and path each.
+    pub fn fill(&self, default: &HostPort) -> HostPort {
         HostPort {
-            host: self
-                .host
-                .clone()
-                .unwrap_or_else(|| default_host.to_string()),
-            port: self.port.unwrap_or(default_port),
+            host: self.host.clone().unwrap_or_else(|| default.host.clone()),
+            port: self.port.unwrap_or(default.port),
+            path: self.path.clone().or_else(|| default.path.clone()),
         }
+    }
+
+    /// Whether this is a socket path or abstract name alone, with no host or port.
+    pub fn is_socket_path(&self) -> bool {
+        self.host.is_none() && self.port.is_none() && self.path.is_some()
+    }
+}
+
+/// Whether an endpoint written as `text` (after any `scheme://`) is a socket path: it starts
+/// with `/`, `./` or `../`, or is an abstract name, `@name`.
+fn is_socket_path(text: &str) -> bool {
+    ["/", "@", "./", "../"].iter().any(|p| text.starts_with(p))
+}
+
+/// A URL path after `HOST:PORT`; slashes alone are no path.
+fn url_path(text: &str) -> Option<String> {
+    (!text.trim_end_matches('/').is_empty()).then(|| text.to_string())
+}
+
+impl fmt::Display for Endpoint {
+    /// The endpoint as it was typed, give or take letter case and redundant slashes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(proto) = &self.proto {
+            write!(f, "{proto}://")?;
+        }
+        match &self.host {
+            Some(host) if host.contains(':') => write!(f, "[{host}]")?,
+            Some(host) => f.write_str(host)?,
+            None => {}
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(self.path.as_deref().unwrap_or_default())
     }
 }
 
@@ -85,16 +151,43 @@ impl FromStr for Endpoint {
     }
 }
 
-/// A host (name or IP literal) and a port: an address before name resolution.
+/// A host (name or IP literal) and a port: an address before name resolution. Or, for
+/// transports addressed by a path, a socket path or abstract name alone (no host, port 0).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HostPort {
-    /// Host name or IP address, without brackets.
+    /// Host name or IP address, without brackets; empty for a socket path.
     pub host: String,
-    /// Port number.
+    /// Port number; 0 for a socket path.
     pub port: u16,
+    /// The socket path or abstract name (`/run/e.sock`, `@name`) of a path endpoint, or the
+    /// URL path after `HOST:PORT` (`/echo`); `None` for plain `HOST:PORT`.
+    pub path: Option<String>,
 }
 
 impl HostPort {
+    /// `host:port`, with no path.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        HostPort {
+            host: host.into(),
+            port,
+            path: None,
+        }
+    }
+
+    /// A socket path or abstract name (`/run/e.sock`, `./e.sock`, `@name`) alone.
+    pub fn at_path(path: impl Into<String>) -> Self {
+        HostPort {
+            host: String::new(),
+            port: 0,
+            path: Some(path.into()),
+        }
+    }
+
+    /// The socket path or abstract name, when this is a path endpoint (no host).
+    pub fn socket_path(&self) -> Option<&str> {
+        self.path.as_deref().filter(|_| self.host.is_empty())
+    }
+
     /// The IP address, when the host is a literal rather than a name (without any scope id).
     pub fn ip(&self) -> Option<IpAddr> {
         let (addr, _zone) = split_zone(&self.host);
@@ -158,20 +251,23 @@ impl From<SocketAddr> for HostPort {
             }
             _ => addr.ip().to_string(),
         };
-        HostPort {
-            host,
-            port: addr.port(),
-        }
+        HostPort::new(host, addr.port())
     }
 }
 
 impl fmt::Display for HostPort {
+    /// `HOST:PORT` (IPv6 in brackets) and any URL path after it; a path endpoint as its path
+    /// alone, so that `format!("{proto}://{addr}")` is `unix:///run/e.sock` or `unix://@name`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        if let Some(path) = self.socket_path() {
+            return f.write_str(path);
         }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)?;
+        } else {
+            write!(f, "{}:{}", self.host, self.port)?;
+        }
+        f.write_str(self.path.as_deref().unwrap_or_default())
     }
 }
 
@@ -277,7 +373,14 @@ mod tests {
 
     fn ep(s: &str) -> (Option<String>, Option<String>, Option<u16>) {
         let e = Endpoint::parse(s).unwrap();
+        assert_eq!(e.path, None, "{s}");
         (e.proto, e.host, e.port)
+    }
+
+    /// The scheme, host and path of an endpoint with a path.
+    fn with_path(s: &str) -> (Option<String>, Option<String>, Option<u16>, String) {
+        let e = Endpoint::parse(s).unwrap();
+        (e.proto, e.host, e.port, e.path.expect(s))
     }
 
     #[test]
@@ -312,7 +415,9 @@ mod tests {
             ("[fe80::1%]:1", "after % is not an interface"),
             ("[::1:5555", "no closing"),
             ("[nope]:1", "not an IPv6"),
-            ("tcp://a/b", "paths"),
+            ("tcp://a/b?x=1", "queries (?) and fragments (#)"),
+            ("/tmp/e#1.sock", "fragments"),
+            ("unix://@", "abstract socket name after @ is empty"),
             ("bad host:1", "not a host name"),
             ("://x", "not a name"),
         ] {
@@ -323,10 +428,72 @@ mod tests {
     }
 
     #[test]
+    fn socket_paths_and_url_paths() {
+        let s = |v: &str| Some(v.to_string());
+        let unix = s("unix");
+        for (input, path) in [
+            ("unix:///run/e.sock", "/run/e.sock"),
+            ("unix://@name", "@name"),
+            ("unix://./e.sock", "./e.sock"),
+            ("UNIX://../up/e.sock", "../up/e.sock"),
+        ] {
+            assert_eq!(with_path(input), (unix.clone(), None, None, path.into()));
+        }
+        assert_eq!(
+            with_path("/tmp/e.sock"),
+            (None, None, None, "/tmp/e.sock".into())
+        );
+        assert_eq!(with_path("@echo"), (None, None, None, "@echo".into()));
+        assert_eq!(
+            with_path("ws://127.0.0.1:5555/echo"),
+            (s("ws"), s("127.0.0.1"), Some(5555), "/echo".into())
+        );
+        assert_eq!(
+            with_path("ws://[::1]/a/b/"),
+            (s("ws"), s("::1"), None, "/a/b/".into())
+        );
+        assert!(Endpoint::parse("/tmp/e.sock").unwrap().is_socket_path());
+        assert!(!Endpoint::parse("ws://h:1/echo").unwrap().is_socket_path());
+        assert_eq!(ep("udp:///"), (s("udp"), None, None));
+    }
+
+    #[test]
+    fn endpoints_display_as_typed_and_fill_from_a_default() {
+        for text in [
+            "unix:///run/e.sock",
+            "unix://@n",
+            "ws://[::1]:1/echo",
+            "/tmp/x",
+            ":7",
+        ] {
+            assert_eq!(Endpoint::parse(text).unwrap().to_string(), text);
+        }
+        let sock = HostPort::at_path("/run/default.sock");
+        let unix = Endpoint::parse("unix://./e.sock").unwrap().fill(&sock);
+        assert_eq!(
+            (unix.socket_path(), unix.to_string()),
+            (Some("./e.sock"), "./e.sock".into())
+        );
+        assert_eq!(Endpoint::parse("unix://").unwrap().fill(&sock), sock);
+        assert_eq!(format!("unix://{sock}"), "unix:///run/default.sock");
+        let ws_default = HostPort {
+            path: Some("/".into()),
+            ..HostPort::new("127.0.0.1", 5555)
+        };
+        let ws = Endpoint::parse("ws://:80/echo").unwrap().fill(&ws_default);
+        assert_eq!(
+            (ws.socket_path(), ws.to_string()),
+            (None, "127.0.0.1:80/echo".into())
+        );
+        let ws = Endpoint::parse("ws://h").unwrap().fill(&ws_default);
+        assert_eq!(ws.to_string(), "h:5555/");
+    }
+
+    #[test]
     fn scope_ids_become_the_socket_address_scope() {
         let hp = Endpoint::parse("[fe80::1%lo]:7")
             .unwrap()
-            .host_port("127.0.0.1", 1);
+            .fill(&HostPort::new("127.0.0.1", 1));
         let addr = hp.socket_addr().expect("lo exists");
         let SocketAddr::V6(v6) = addr else {
             panic!("{addr}")
@@ -334,18 +501,16 @@ mod tests {
         assert_eq!(v6.scope_id(), scope_index("lo").unwrap());
         assert_eq!(HostPort::from(addr).to_string(), "[fe80::1%lo]:7");
         assert_eq!(hp.to_string(), "[fe80::1%lo]:7");
-        let unknown = HostPort {
-            host: "fe80::1%nosuchif0".into(),
-            port: 1,
-        };
+        let unknown = HostPort::new("fe80::1%nosuchif0", 1);
         assert_eq!(unknown.socket_addr(), None);
     }
 
     #[test]
     fn host_port_brackets_v6() {
+        let default = HostPort::new("127.0.0.1", 5555);
         let e = Endpoint::parse("::1").unwrap();
-        assert_eq!(e.host_port("127.0.0.1", 5555).to_string(), "[::1]:5555");
+        assert_eq!(e.fill(&default).to_string(), "[::1]:5555");
         let e = Endpoint::parse(":1").unwrap();
-        assert_eq!(e.host_port("127.0.0.1", 5555).to_string(), "127.0.0.1:1");
+        assert_eq!(e.fill(&default).to_string(), "127.0.0.1:1");
     }
 }

@@ -17,6 +17,7 @@
 pub mod client;
 pub mod duration;
 pub mod mismatch;
+pub mod mode;
 pub mod size;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -28,6 +29,7 @@ mod endpoint;
 mod error;
 mod latch;
 mod options;
+mod peer;
 mod poison;
 mod registry;
 mod resolve;
@@ -43,9 +45,10 @@ pub use accept::{
 pub use endpoint::{DEFAULT_PORT, Endpoint, HostPort};
 pub use error::{Error, Result};
 pub use options::{
-    ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketOptions,
-    TlsClientOptions, TlsServerOptions, TlsVersion,
+    ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketFileOptions,
+    SocketOptions, TlsClientOptions, TlsServerOptions, TlsVersion,
 };
+pub use peer::{Credentials, Peer};
 pub use poison::lock_ignoring_poison;
 pub use registry::Registry;
 pub use resolve::{Family, resolve};
@@ -56,7 +59,7 @@ pub use servers::{
 pub use setting::Setting;
 pub use stats::{ActiveGuard, EchoStats, StatsSnapshot};
 pub use transport::{
-    Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server,
+    Addressing, Binding, BoxStream, ByteStream, Channel, Connection, DatagramSocket, Kind, Server,
     SetupVariant, StreamOpener, Transport,
 };
 

@@ -33,6 +33,8 @@ pub struct ServerOptions {
     pub tls: TlsServerOptions,
     /// Settings of datagram transports (UDP).
     pub datagram: DatagramServerOptions,
+    /// Settings of a listening socket that is a file (Unix domain sockets).
+    pub socket_file: SocketFileOptions,
 }
 
 /// What a stream server does with a new connection once `max_conns` are open.
@@ -174,6 +176,28 @@ pub struct DatagramServerOptions {
     pub workers: Option<usize>,
     /// Most datagrams per second accepted from one source address; `None` is unlimited.
     pub rate_limit: Option<u32>,
+}
+
+/// Settings of a listening socket that is a file (a Unix domain socket's path).
+#[derive(Clone, Debug, Default)]
+pub struct SocketFileOptions {
+    /// The socket file's permission bits; `None` means [`SocketFileOptions::DEFAULT_MODE`].
+    pub mode: Option<u32>,
+}
+
+impl SocketFileOptions {
+    /// The mode a socket file gets unless told otherwise: 0600, read and write for the user
+    /// that runs the server only. Connecting to a Unix socket needs write permission on its
+    /// file, so the mode decides who may connect. Left to the umask it would be 0755 or 0775
+    /// (depending on who starts the server), letting a group in on one machine and not on
+    /// another; 0600 is the same everywhere and lets nobody in by surprise (root, as always,
+    /// gets in anyway). Widen it on purpose: 0660 for a group, 0666 for every local user.
+    pub const DEFAULT_MODE: u32 = 0o600;
+
+    /// The mode to give the socket file.
+    pub fn mode(&self) -> u32 {
+        self.mode.unwrap_or(Self::DEFAULT_MODE)
+    }
 }
 
 /// Settings for dialing a server.

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
 use crate::{
-    EchoStats, Error, Family, HostPort, Kind, Result, Server, ServerOptions, StatsSnapshot,
-    Transport,
+    Binding, EchoStats, Error, Family, HostPort, Kind, Result, Server, ServerOptions,
+    StatsSnapshot, Transport,
 };
 
 /// What a running server gets from the process: its name for logs, its counters and the signal
@@ -66,26 +66,66 @@ pub struct Conflict {
     pub second: usize,
     /// Why, e.g. "both need TCP port 5555, and 0.0.0.0 includes 127.0.0.1".
     pub why: String,
+    /// What both need.
+    pub binding: Binding,
+}
+
+impl Conflict {
+    /// What to change so that both can bind: "give one of them another port" (or path).
+    pub fn remedy(&self) -> &'static str {
+        match self.binding {
+            Binding::Path => "give one of them another path",
+            Binding::Tcp | Binding::Udp => "give one of them another port",
+        }
+    }
 }
 
 /// The first pair of listeners that occupy the same kind of socket ([`Transport::binds`]) on
 /// the same non-zero port at overlapping addresses. IP literals are compared by what they
 /// cover (`0.0.0.0` every IPv4 address, `[::]` every IPv6 address and, unless the transport is
-/// IPv6-only, every IPv4 address too); host names only with the same name.
+/// IPv6-only, every IPv4 address too); host names only with the same name. Socket paths
+/// conflict when they are written the same (the kernel has the last word on `./a` and `a`).
 pub fn find_conflict(specs: &[ListenSpec]) -> Option<Conflict> {
     for (second, b) in specs.iter().enumerate() {
         for (first, a) in specs[..second].iter().enumerate() {
             let binding = a.transport.binds();
-            if a.addr.port == 0 || a.addr.port != b.addr.port || binding != b.transport.binds() {
+            if binding != b.transport.binds() {
                 continue;
             }
-            if let Some(overlap) = overlap(a, b) {
-                let why = format!("both need {binding} port {}{overlap}", a.addr.port);
-                return Some(Conflict { first, second, why });
+            let why = match binding {
+                Binding::Path => same_path(a, b),
+                Binding::Tcp | Binding::Udp => same_port(a, b),
+            };
+            if let Some(why) = why {
+                return Some(Conflict {
+                    first,
+                    second,
+                    why,
+                    binding,
+                });
             }
         }
     }
     None
+}
+
+/// Why two listeners on IP sockets of one kind cannot both bind, if they cannot.
+fn same_port(a: &ListenSpec, b: &ListenSpec) -> Option<String> {
+    if a.addr.port == 0 || a.addr.port != b.addr.port {
+        return None;
+    }
+    let overlap = overlap(a, b)?;
+    Some(format!(
+        "both need {} port {}{overlap}",
+        a.transport.binds(),
+        a.addr.port
+    ))
+}
+
+/// Why two listeners on socket paths cannot both bind, if they cannot.
+fn same_path(a: &ListenSpec, b: &ListenSpec) -> Option<String> {
+    let path = a.addr.path.as_deref()?;
+    (b.addr.path.as_deref() == Some(path)).then(|| format!("both need the socket path {path}"))
 }
 
 /// What part of the address space a listener's socket takes.
@@ -171,8 +211,8 @@ pub struct BoundListener {
     pub url: String,
     /// Lines to print after `listening on ...`.
     pub notes: Vec<String>,
-    /// The address actually bound.
-    pub local_addr: std::net::SocketAddr,
+    /// The address actually bound, or the socket path.
+    pub local_addr: HostPort,
     kind: Kind,
     server: Box<dyn Server>,
 }
@@ -191,10 +231,15 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
     if let Some(conflict) = find_conflict(specs) {
         let (a, b) = (&specs[conflict.first], &specs[conflict.second]);
         return Err(Error::Invalid(format!(
-            "{} conflicts with {}: {}; give one of them another port (port 0 picks a free one)",
+            "{} conflicts with {}: {}; {}{}",
             b.described(),
             a.described(),
-            conflict.why
+            conflict.why,
+            conflict.remedy(),
+            match conflict.binding {
+                Binding::Path => "",
+                Binding::Tcp | Binding::Udp => " (port 0 picks a free one)",
+            }
         )));
     }
     let mut bound = Vec::with_capacity(specs.len());
@@ -212,7 +257,7 @@ pub async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>> {
             }
         };
         let local_addr = server.local_addr();
-        let url = format!("{}://{}", spec.transport.name(), HostPort::from(local_addr));
+        let url = format!("{}://{local_addr}", spec.transport.name());
         bound.push(BoundListener {
             url,
             notes: server.notes(),
@@ -302,7 +347,7 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Binding, ClientOptions, Connection, async_trait};
+    use crate::{ClientOptions, Connection, async_trait};
 
     /// A transport that only has a name, a family and a binding.
     struct Fake(&'static str, Family, Binding);
@@ -338,11 +383,17 @@ mod tests {
             "tls" => Arc::new(Fake("tls", Family::Any, Binding::Tcp)),
             "udp" => Arc::new(Fake("udp", Family::Any, Binding::Udp)),
             "quic" => Arc::new(Fake("quic", Family::Any, Binding::Udp)),
+            "unix" => Arc::new(Fake("unix", Family::Any, Binding::Path)),
+            "unixgram" => Arc::new(Fake("unixgram", Family::Any, Binding::Path)),
             _ => unreachable!("{proto}"),
+        };
+        let default = match transport.binds() {
+            Binding::Path => HostPort::at_path("/run/echo.sock"),
+            _ => HostPort::new("127.0.0.1", 5555),
         };
         ListenSpec {
             transport,
-            addr: endpoint.host_port("127.0.0.1", 5555),
+            addr: endpoint.fill(&default),
             options: ServerOptions::default(),
             origin: None,
         }
@@ -366,6 +417,8 @@ mod tests {
             ("tls://127.0.0.1:5555", "tcp://0.0.0.0:5555"),
             ("udp://[::]:5555", "quic://127.0.0.1:5555"),
             ("udp://localhost:5555", "udp://LOCALHOST:5555"),
+            ("unix:///tmp/e.sock", "unix:///tmp/e.sock"),
+            ("unix://@echo", "unixgram://@echo"),
         ] {
             assert!(conflict(a, b).is_some(), "{a} and {b}");
         }
@@ -376,6 +429,9 @@ mod tests {
         for (a, b) in [
             ("tcp://127.0.0.1:5555", "udp://127.0.0.1:5555"),
             ("tls://127.0.0.1:5556", "quic://127.0.0.1:5556"),
+            ("unix:///tmp/a.sock", "unixgram:///tmp/b.sock"),
+            ("unix://@a", "unix:///a"),
+            ("unix:///5555", "tcp://127.0.0.1:5555"),
             ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556"),
             ("tcp://127.0.0.1:5555", "tcp://127.0.0.2:5555"),
             ("tcp6://[::]:5555", "tcp://0.0.0.0:5555"),
@@ -399,6 +455,10 @@ mod tests {
             conflict("udp://[::1]:7", "quic://[::1]:7").as_deref(),
             Some("both need UDP port 7 on [::1]")
         );
+        assert_eq!(
+            conflict("unixgram:///run/e.sock", "unix:///run/e.sock").as_deref(),
+            Some("both need the socket path /run/e.sock")
+        );
         let dual = conflict("tcp://[::]:5555", "tcp://127.0.0.1:5555").unwrap();
         assert!(dual.contains("[::] includes 127.0.0.1"), "{dual}");
         assert!(dual.contains("IPv6-only"), "{dual}");
@@ -417,6 +477,14 @@ mod tests {
             "tls://127.0.0.1:5555 conflicts with tcp://0.0.0.0:5555 (e.toml, line 2, key \
              'listen'): both need TCP port 5555, and 0.0.0.0 includes 127.0.0.1; give one of \
              them another port (port 0 picks a free one)"
+        );
+        let Err(err) = bind_all(&[spec("unix://@e"), spec("unixgram://@e")]).await else {
+            panic!("bound");
+        };
+        assert_eq!(
+            err.to_string(),
+            "unixgram://@e conflicts with unix://@e: both need the socket path @e; give one of \
+             them another path"
         );
     }
 

@@ -46,6 +46,8 @@ pub enum Setting {
     TlsVersion,
     /// `alpn`: the ALPN protocols to accept.
     Alpn,
+    /// `mode`: the permission bits of a socket file (who may connect to a Unix socket).
+    Mode,
 }
 
 /// What a number given for a setting counts, for messages.
@@ -54,11 +56,12 @@ enum Unit {
     Bytes,
     Millis,
     NameBytes,
+    Mode,
 }
 
 impl Setting {
     /// Every setting, in the order `serve --help` lists them.
-    pub const ALL: [Setting; 16] = [
+    pub const ALL: [Setting; 17] = [
         Setting::MaxConns,
         Setting::OnLimit,
         Setting::IdleTimeout,
@@ -70,6 +73,7 @@ impl Setting {
         Setting::SendBuffer,
         Setting::Workers,
         Setting::UdpRateLimit,
+        Setting::Mode,
         Setting::Cert,
         Setting::Key,
         Setting::ClientCa,
@@ -102,6 +106,9 @@ impl Setting {
         Setting::Alpn,
     ];
 
+    /// What a listening socket that is a file reads: the file's mode.
+    pub const SOCKET_FILE: &'static [Setting] = &[Setting::Mode];
+
     /// What a server of independent datagrams reads: its sockets and per-source rate limit.
     pub const DATAGRAMS: &'static [Setting] = &[Setting::Workers, Setting::UdpRateLimit];
 
@@ -125,6 +132,7 @@ impl Setting {
             Setting::ClientCa => "client-ca",
             Setting::TlsVersion => "tls-version",
             Setting::Alpn => "alpn",
+            Setting::Mode => "mode",
         }
     }
 
@@ -161,6 +169,8 @@ impl Setting {
             Setting::HandshakeTimeout => 1..=u64::MAX,
             // RFC 7301: a protocol name is 1 to 255 bytes.
             Setting::Alpn => 1..=255,
+            // Permission bits only: setuid, setgid and sticky mean nothing on a socket.
+            Setting::Mode => 0..=0o777,
             _ => return None,
         })
     }
@@ -172,6 +182,7 @@ impl Setting {
                 Unit::Millis
             }
             Setting::Alpn => Unit::NameBytes,
+            Setting::Mode => Unit::Mode,
             _ => Unit::Count,
         }
     }
@@ -194,6 +205,11 @@ impl Setting {
             Unit::Millis if max == u64::MAX => format!("a duration of at least {min}ms"),
             Unit::Millis => format!("a duration from {min}ms to {max}ms"),
             Unit::NameBytes => format!("protocol names of {min} to {max} bytes"),
+            Unit::Mode => format!(
+                "an octal file mode from {} to {}",
+                crate::mode::display(min as u32),
+                crate::mode::display(max as u32)
+            ),
         }
     }
 }
@@ -262,6 +278,11 @@ mod tests {
             Setting::HandshakeTimeout.expecting(),
             "a duration of at least 1ms"
         );
+        assert_eq!(
+            Setting::Mode.expecting(),
+            "an octal file mode from 0000 to 0777"
+        );
+        assert!(Setting::Mode.accepts(0o777) && !Setting::Mode.accepts(0o1000));
         assert_eq!(bytes(64 << 10), "64K");
         assert_eq!(bytes(1000), "1000");
     }

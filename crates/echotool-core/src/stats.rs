@@ -39,6 +39,12 @@ pub struct EchoStats {
     pub dropped_reflection: AtomicU64,
     /// Datagrams dropped because their source was over the per-source rate limit.
     pub dropped_rate_limit: AtomicU64,
+    /// Datagrams dropped because their sender has no address to answer (an unbound Unix
+    /// datagram socket).
+    pub dropped_unnamed: AtomicU64,
+    /// Echoes dropped because the client's socket took nothing for a while (a full Unix
+    /// datagram receive queue): waiting longer would hold up every other client.
+    pub dropped_stalled: AtomicU64,
     /// Handshakes that failed, by cause ("not TLS", "untrusted certificate", "timed out").
     failed_handshakes: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -99,6 +105,8 @@ impl EchoStats {
             refused: self.refused.load(Relaxed),
             dropped_reflection: self.dropped_reflection.load(Relaxed),
             dropped_rate_limit: self.dropped_rate_limit.load(Relaxed),
+            dropped_unnamed: self.dropped_unnamed.load(Relaxed),
+            dropped_stalled: self.dropped_stalled.load(Relaxed),
             failed_handshakes: self.failed_handshakes_by_cause(),
         }
     }
@@ -156,6 +164,10 @@ pub struct StatsSnapshot {
     pub dropped_reflection: u64,
     /// See [`EchoStats::dropped_rate_limit`].
     pub dropped_rate_limit: u64,
+    /// See [`EchoStats::dropped_unnamed`].
+    pub dropped_unnamed: u64,
+    /// See [`EchoStats::dropped_stalled`].
+    pub dropped_stalled: u64,
     /// Failed handshakes by cause, the most frequent first.
     pub failed_handshakes: Vec<(&'static str, u64)>,
 }
@@ -163,7 +175,10 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     /// Every datagram dropped on purpose, whatever the reason.
     pub fn dropped_total(&self) -> u64 {
-        self.dropped_reflection + self.dropped_rate_limit
+        self.dropped_reflection
+            + self.dropped_rate_limit
+            + self.dropped_unnamed
+            + self.dropped_stalled
     }
 
     /// The reasons datagrams were dropped in words: `1 from a reflection port, 14 over the
@@ -172,6 +187,14 @@ impl StatsSnapshot {
         [
             (self.dropped_reflection, "from a reflection port"),
             (self.dropped_rate_limit, "over the rate limit"),
+            (
+                self.dropped_unnamed,
+                "from a socket with no address to answer",
+            ),
+            (
+                self.dropped_stalled,
+                "to a client whose socket took nothing",
+            ),
         ]
         .iter()
         .filter(|(n, _)| *n > 0)

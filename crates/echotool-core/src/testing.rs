@@ -24,20 +24,28 @@ pub struct Loopback {
 impl Loopback {
     /// Binds `transport` on its loopback address, port 0, with `options`, and serves it.
     pub async fn serve(transport: impl Transport, options: ServerOptions) -> Result<Loopback> {
+        let addr = HostPort::new(transport.family().loopback(), 0);
+        Loopback::serve_at(transport, addr, options).await
+    }
+
+    /// Binds `transport` at `addr` (a socket path, for a transport addressed by one) with
+    /// `options`, and serves it.
+    pub async fn serve_at(
+        transport: impl Transport,
+        addr: HostPort,
+        options: ServerOptions,
+    ) -> Result<Loopback> {
         let transport: Arc<dyn Transport> = Arc::new(transport);
         let spec = ListenSpec {
             transport: transport.clone(),
-            addr: HostPort {
-                host: transport.family().loopback().to_string(),
-                port: 0,
-            },
+            addr,
             options,
             origin: None,
         };
         let mut bound = bind_all(&[spec]).await?;
         let mut client = ClientOptions::default();
         bound[0].introduce(&mut client);
-        let addr = HostPort::from(bound[0].local_addr);
+        let addr = bound[0].local_addr.clone();
         let running = start(std::mem::take(&mut bound));
         Ok(Loopback {
             transport,

@@ -6,13 +6,14 @@
 //! QUIC datagrams). The trait is object safe so that `--proto` picks an implementation at run
 //! time from the [`crate::Registry`].
 
-use std::io;
-use std::net::SocketAddr;
-
 use async_trait::async_trait;
+use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{ClientOptions, Family, HostPort, Result, ServeContext, ServerOptions, Setting};
+use crate::{
+    ClientOptions, DEFAULT_PORT, Family, HostPort, Peer, Result, ServeContext, ServerOptions,
+    Setting,
+};
 
 /// A protocol echotool can serve and dial.
 #[async_trait]
@@ -26,6 +27,18 @@ pub trait Transport: Send + Sync + 'static {
     /// Which IP versions it uses; decides the default host (127.0.0.1 or ::1).
     fn family(&self) -> Family {
         Family::Any
+    }
+
+    /// How its endpoints are written: an IP host and port, a socket path, or a host, port
+    /// and URL path. [`crate::Registry::locate`] refuses an endpoint of another shape.
+    fn addressing(&self) -> Addressing {
+        Addressing::HostPort
+    }
+
+    /// Where servers listen and clients dial when an endpoint leaves something out: by
+    /// default this family's loopback address and port 5555.
+    fn default_addr(&self) -> HostPort {
+        HostPort::new(self.family().loopback(), DEFAULT_PORT)
     }
 
     /// Whether clients get a byte stream or datagrams.
@@ -96,6 +109,18 @@ pub struct SetupVariant {
     pub resume: bool,
 }
 
+/// How a transport's endpoints are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressing {
+    /// An IP host (or name) and a port, and no path: `tcp://127.0.0.1:5555`.
+    HostPort,
+    /// A socket path or abstract name, and no host or port: `unix:///run/echo.sock`,
+    /// `unix://@name`.
+    Path,
+    /// A host, a port and a URL path: `ws://127.0.0.1:5555/echo`.
+    Url,
+}
+
 /// Whether a transport carries byte streams or datagrams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -107,13 +132,17 @@ pub enum Kind {
 
 /// What a listener occupies in the kernel. Two listeners conflict when they occupy the same
 /// kind at overlapping addresses and the same non-zero port: `tcp` and `udp` may share a port
-/// number, `tcp` and `tls` (both TCP) may not, nor may `udp` and `quic` (both UDP).
+/// number, `tcp` and `tls` (both TCP) may not, nor may `udp` and `quic` (both UDP). Listeners
+/// on a socket path conflict when the path is the same, whatever their socket type: a path
+/// names one socket file (or one abstract name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
     /// A TCP listening socket.
     Tcp,
     /// A UDP socket.
     Udp,
+    /// A socket path or abstract name (Unix domain sockets, stream and datagram alike).
+    Path,
 }
 
 impl std::fmt::Display for Binding {
@@ -121,6 +150,7 @@ impl std::fmt::Display for Binding {
         f.write_str(match self {
             Binding::Tcp => "TCP",
             Binding::Udp => "UDP",
+            Binding::Path => "socket path",
         })
     }
 }
@@ -128,8 +158,9 @@ impl std::fmt::Display for Binding {
 /// A bound server, ready to serve.
 #[async_trait]
 pub trait Server: Send {
-    /// The address actually bound (with the real port when port 0 was asked for).
-    fn local_addr(&self) -> SocketAddr;
+    /// The address actually bound (with the real port when port 0 was asked for), or the
+    /// socket path.
+    fn local_addr(&self) -> HostPort;
 
     /// Extra lines to print after `listening on ...`, e.g. an ephemeral certificate's
     /// fingerprint and the command that connects to it.
@@ -181,8 +212,8 @@ pub enum Channel {
 pub struct Connection {
     /// The stream or datagram socket.
     pub channel: Channel,
-    /// The server's address.
-    pub peer: SocketAddr,
+    /// The server: its address, or for a local socket whatever the kernel says about it.
+    pub peer: Peer,
     /// Facts about the connection worth showing with `-v` (TLS version, cipher, certificate).
     pub details: Vec<String>,
     /// Whether an earlier session was resumed (TLS session ticket, QUIC 0-RTT).

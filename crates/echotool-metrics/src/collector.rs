@@ -253,9 +253,11 @@ const FAMILIES: [Family; 7] = [
 ];
 
 /// The reasons a datagram is dropped on purpose, as the `reason` label says them.
-const DROP_REASONS: [(&str, Read); 2] = [
+const DROP_REASONS: [(&str, Read); 4] = [
     ("reflection", |s| s.dropped_reflection),
     ("rate_limit", |s| s.dropped_rate_limit),
+    ("unnamed", |s| s.dropped_unnamed),
+    ("stalled", |s| s.dropped_stalled),
 ];
 
 /// Reads every listener's counters on each scrape.
@@ -359,7 +361,8 @@ fn encode_dropped(
     let mut metric = encoder.encode_descriptor(
         "echotool_datagrams_dropped",
         "Datagrams dropped on purpose, by reason: from the port of an echo-like service \
-         (reflection), or over the per-source rate limit (rate_limit).",
+         (reflection), over the per-source rate limit (rate_limit), from a socket with no \
+         address to answer (unnamed), or echoes a client's full socket did not take (stalled).",
         None,
         MetricType::Counter,
     )?;
@@ -449,6 +452,8 @@ mod tests {
             format!(r#"echotool_handshakes_failed_total{{{tls},cause="timed out"}} 1"#),
             format!(r#"echotool_datagrams_dropped_total{{{udp},reason="reflection"}} 1"#),
             format!(r#"echotool_datagrams_dropped_total{{{udp},reason="rate_limit"}} 2"#),
+            format!(r#"echotool_datagrams_dropped_total{{{udp},reason="unnamed"}} 0"#),
+            format!(r#"echotool_datagrams_dropped_total{{{udp},reason="stalled"}} 0"#),
             r#"echotool_build_info{version="0.1.0",rustls="0.23.31",quinn="0.11.8",target="x86_64-unknown-linux-gnu"} 1"#.to_string(),
         ];
         assert_eq!(samples(&text), want, "{text}");

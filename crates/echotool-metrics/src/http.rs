@@ -302,12 +302,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_connection_holds_up_no_other() {
-        let server = MetricsServer::bind(&HostPort {
-            host: "127.0.0.1".into(),
-            port: 0,
-        })
-        .await
-        .unwrap();
+        let server = MetricsServer::bind(&HostPort::new("127.0.0.1", 0))
+            .await
+            .unwrap();
         let addr = server.local_addr();
         assert_eq!(server.url(), format!("http://{addr}/metrics"));
         let metrics = metrics();

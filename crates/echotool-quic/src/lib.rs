@@ -160,7 +160,7 @@ impl Transport for QuicTransport {
         let details = stream::describe(&conn, early);
         Ok(Connection {
             channel,
-            peer,
+            peer: peer.into(),
             details,
             resumed: early,
             streams,

@@ -11,8 +11,8 @@ use echotool_core::{
     AcceptSource, Arrival, Connected, Established, Handshake, Multiplexed, serve_connections,
 };
 use echotool_core::{
-    Error, Family, HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
-    async_trait,
+    Error, Family, HandshakeError, HostPort, Limits, Peer, Result, ServeContext, Server,
+    ServerOptions, async_trait,
 };
 use echotool_secure::config::ServerSetup;
 use echotool_secure::explain::with_validity;
@@ -102,8 +102,8 @@ fn server_transport(limits: &Limits) -> quinn::TransportConfig {
 
 #[async_trait]
 impl Server for QuicServer {
-    fn local_addr(&self) -> SocketAddr {
-        self.local
+    fn local_addr(&self) -> HostPort {
+        HostPort::from(self.local)
     }
 
     fn notes(&self) -> Vec<String> {
@@ -142,9 +142,9 @@ struct QuicSource {
 impl AcceptSource for QuicSource {
     type Incoming = quinn::Incoming;
 
-    async fn accept(&mut self) -> io::Result<Option<(quinn::Incoming, SocketAddr)>> {
+    async fn accept(&mut self) -> io::Result<Option<(quinn::Incoming, Peer)>> {
         Ok(self.endpoint.accept().await.map(|incoming| {
-            let peer = incoming.remote_address();
+            let peer = Peer::Ip(incoming.remote_address());
             (incoming, peer)
         }))
     }
@@ -188,7 +188,7 @@ impl Handshake<quinn::Incoming> for QuicHandshake {
     async fn handshake(
         &self,
         incoming: quinn::Incoming,
-        _peer: SocketAddr,
+        _peer: Peer,
     ) -> std::result::Result<Established, HandshakeError> {
         let judge = self.judge();
         let connecting = incoming.accept().map_err(|e| judge(&e))?;

@@ -94,7 +94,7 @@ impl Transport for TcpTransport {
             .map_err(|e| echotool_core::Error::io(format!("connecting to {url}"), e))?;
         Ok(Connection {
             channel: echotool_core::Channel::Stream(Box::new(stream)),
-            peer,
+            peer: peer.into(),
             details: vec![format!("connected to {peer}")],
             resumed: false,
             streams: None,
@@ -142,10 +142,7 @@ mod tests {
             panic!("nothing listens any more")
         };
         assert!(matches!(err, Error::Connect { .. }), "{err}");
-        let v4 = HostPort {
-            host: "127.0.0.1".into(),
-            port: closed.port,
-        };
+        let v4 = HostPort::new("127.0.0.1", closed.port);
         let Err(err) = TcpTransport::v6()
             .dial(&v4, &ClientOptions::default())
             .await

@@ -3,8 +3,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-use echotool_core::{AcceptSource, Plain, serve_connections};
-use echotool_core::{Result, ServeContext, Server, ServerOptions, async_trait};
+use echotool_core::{AcceptSource, Peer, Plain, serve_connections};
+use echotool_core::{HostPort, Result, ServeContext, Server, ServerOptions, async_trait};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Accepts TCP connections for core's [`serve_connections`]; TLS uses it too and adds the
@@ -30,14 +30,14 @@ impl TcpAcceptor {
 impl AcceptSource for TcpAcceptor {
     type Incoming = TcpStream;
 
-    async fn accept(&mut self) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    async fn accept(&mut self) -> io::Result<Option<(TcpStream, Peer)>> {
         let Some(listener) = &self.listener else {
             return Ok(None);
         };
         let (stream, peer) = listener.accept().await?;
         // Not fatal: the connection works without it, only slower for small messages.
         let _ = stream.set_nodelay(self.nodelay);
-        Ok(Some((stream, peer)))
+        Ok(Some((stream, Peer::Ip(peer))))
     }
 
     fn stop_accepting(&mut self) {
@@ -69,8 +69,8 @@ impl TcpServer {
 
 #[async_trait]
 impl Server for TcpServer {
-    fn local_addr(&self) -> SocketAddr {
-        self.local
+    fn local_addr(&self) -> HostPort {
+        HostPort::from(self.local)
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {

@@ -127,7 +127,7 @@ impl Transport for TlsTransport {
                 name,
                 opts.tls.clone(),
             ))),
-            peer,
+            peer: peer.into(),
             details,
             resumed,
             streams: None,

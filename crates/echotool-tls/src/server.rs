@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use echotool_core::{Established, Handshake, serve_connections};
 use echotool_core::{
-    HandshakeError, HostPort, Limits, Result, ServeContext, Server, ServerOptions,
+    HandshakeError, HostPort, Limits, Peer, Result, ServeContext, Server, ServerOptions,
     TlsClientOptions, async_trait,
 };
 use echotool_tcp::TcpAcceptor;
@@ -30,7 +30,7 @@ impl Handshake<TcpStream> for TlsHandshake {
     async fn handshake(
         &self,
         conn: TcpStream,
-        peer: SocketAddr,
+        peer: Peer,
     ) -> std::result::Result<Established, HandshakeError> {
         let stream = self.tls.accept(conn).await.map_err(|e| {
             let failure = judge_io(
@@ -86,8 +86,8 @@ impl TlsServer {
 
 #[async_trait]
 impl Server for TlsServer {
-    fn local_addr(&self) -> SocketAddr {
-        self.local
+    fn local_addr(&self) -> HostPort {
+        HostPort::from(self.local)
     }
 
     fn notes(&self) -> Vec<String> {

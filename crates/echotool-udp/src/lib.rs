@@ -98,7 +98,7 @@ impl Transport for UdpTransport {
                 socket,
                 max: max_payload(&peer),
             })),
-            peer,
+            peer: peer.into(),
             details: vec![format!("sending datagrams to {peer}")],
             resumed: false,
             streams: None,

@@ -84,8 +84,8 @@ fn udp_socket(addr: SocketAddr, reuse_port: bool, opts: &ServerOptions) -> io::R
 
 #[async_trait]
 impl Server for UdpServer {
-    fn local_addr(&self) -> SocketAddr {
-        self.local
+    fn local_addr(&self) -> HostPort {
+        HostPort::from(self.local)
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {

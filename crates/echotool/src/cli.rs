@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use echotool_bench::{BenchOptions, Scenario};
 use echotool_config::LogFormat;
-use echotool_core::{Endpoint, HostPort, Limits, Registry, Setting, SocketOptions, TlsVersion};
+use echotool_core::{
+    Endpoint, HostPort, Limits, Registry, Setting, SocketFileOptions, SocketOptions, TlsVersion,
+};
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
 /// compared side by side.
@@ -108,9 +110,10 @@ pub enum Command {
 /// `echotool serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen: HOST:PORT, [V6]:PORT, :PORT, or a URL such as udp://[::1]:5555.
-    /// Repeat for several listeners in one process. Default: loopback, port 5555 (or the
-    /// listeners of --config).
+    /// Where to listen: HOST:PORT, [V6]:PORT, :PORT, or a URL such as udp://[::1]:5555; for
+    /// unix and unixgram a socket path (unix:///run/echo.sock) or abstract name (unix://@echo).
+    /// Repeat for several listeners in one process. Default: loopback, port 5555; for unix,
+    /// $XDG_RUNTIME_DIR/echotool.sock (or the listeners of --config).
     #[arg(short, long = "listen", value_name = "ADDR|URL", value_parser = parse_endpoint)]
     pub listen: Vec<Endpoint>,
     /// Protocol for addresses given without a URL scheme.
@@ -156,6 +159,10 @@ pub struct ServeArgs {
     /// dropped and counted. [default: no limit]
     #[arg(long, value_name = "PACKETS_PER_SEC", value_parser = whole::<u32>(Setting::UdpRateLimit))]
     pub udp_rate_limit: Option<u32>,
+    /// Unix sockets: the socket file's mode, in octal, which decides who may connect (write
+    /// permission is needed): 0600 the server's user only, 0660 its group too, 0666 everyone.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    pub mode: Option<u32>,
     /// TLS and QUIC: drop a connection whose handshake has not finished in this long.
     #[arg(long, value_name = "DURATION", value_parser = duration_of(Setting::HandshakeTimeout))]
     pub handshake_timeout: Option<Duration>,
@@ -373,8 +380,10 @@ pub struct CertsArgs {
 /// `echotool connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The server: HOST:PORT, [V6]:PORT, :PORT, or a URL such as tcp://127.0.0.1:5555.
-    /// Default: 127.0.0.1:5555 (::1 for tcp6).
+    /// The server: HOST:PORT, [V6]:PORT, :PORT, or a URL such as tcp://127.0.0.1:5555; for
+    /// unix and unixgram a socket path (unix:///run/echo.sock, or /run/echo.sock with
+    /// --proto unix) or abstract name (unix://@echo). Default: 127.0.0.1:5555 (::1 for tcp6;
+    /// $XDG_RUNTIME_DIR/echotool.sock for unix).
     #[arg(value_name = "ADDR|URL", value_parser = parse_endpoint)]
     pub addr: Option<Endpoint>,
     /// Protocol, unless the address is a URL.
@@ -500,6 +509,13 @@ fn duration_of(setting: Setting) -> impl Fn(&str) -> Result<Duration, String> + 
     }
 }
 
+/// A socket file's mode in octal, within what `mode` in a config file accepts.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let mode = echotool_core::mode::parse(text).map_err(|e| e.to_string())?;
+    within(Setting::Mode, u64::from(mode))?;
+    Ok(mode)
+}
+
 /// One ALPN protocol name of `serve`, as long as `alpn` in a config file may have.
 fn parse_alpn(text: &str) -> Result<String, String> {
     within(Setting::Alpn, text.len() as u64)?;
@@ -557,6 +573,12 @@ fn serve_defaults(c: clap::Command) -> clap::Command {
             shows_default(a, display(limits.handshake_timeout))
         })
         .mut_arg("backlog", |a| shows_default(a, socket.backlog))
+        .mut_arg("mode", |a| {
+            shows_default(
+                a,
+                echotool_core::mode::display(SocketFileOptions::DEFAULT_MODE),
+            )
+        })
 }
 
 fn connect_defaults(c: clap::Command) -> clap::Command {

@@ -107,8 +107,12 @@ fn refuse_unused_flags(args: &ConnectArgs, transport: &dyn Transport, url: &str)
         )));
     }
     if args.nagle && transport.binds() != Binding::Tcp {
+        let runs = match transport.binds() {
+            Binding::Udp => "runs over UDP",
+            _ => "is a local socket, not TCP",
+        };
         return Err(Exit::usage(format!(
-            "--nagle does nothing for {url}: TCP_NODELAY is a TCP option, and {name} runs over UDP"
+            "--nagle does nothing for {url}: TCP_NODELAY is a TCP option, and {name} {runs}"
         )));
     }
     if args.message.is_some() && args.mode != ModeArg::Auto {

@@ -17,5 +17,9 @@ pub fn all() -> Registry {
     registry.register(echotool_tls::TlsTransport::default());
     #[cfg(feature = "quic")]
     registry.register(echotool_quic::QuicTransport::default());
+    #[cfg(all(feature = "unix", target_os = "linux"))]
+    registry
+        .register_variant(echotool_unix::UnixTransport::stream())
+        .register_variant(echotool_unix::UnixTransport::datagram());
     registry
 }

@@ -2,7 +2,7 @@
 //! metrics server, when asked for), print, serve until a signal, print a summary.
 
 use anyhow::Result;
-use echotool_config::{Bytes, Config, Parsed, Seconds, Settings, refuse_unread_flags};
+use echotool_config::{Bytes, Config, FileMode, Parsed, Seconds, Settings, refuse_unread_flags};
 use echotool_core::{BoundListener, ListenSpec, bind_all, start};
 use echotool_core::{CancellationToken, OnLimit, Registry, ServerOptions, StatsSnapshot};
 use echotool_metrics::{BuildInfo, Metrics, MetricsServer};
@@ -114,7 +114,8 @@ impl Status {
             for note in &listener.notes {
                 self.say(&format!("  {note}"));
             }
-            if !listener.local_addr.ip().is_loopback() {
+            // A socket path has no IP address: only this machine reaches it.
+            if listener.local_addr.ip().is_some_and(|ip| !ip.is_loopback()) {
                 self.say(&format!(
                     "notice: {url} accepts connections from other machines; anyone who can \
                      reach it can use this echo server"
@@ -240,6 +241,7 @@ fn flag_settings(args: &ServeArgs) -> Settings {
         send_buffer: args.send_buffer.map(Bytes),
         workers: args.workers,
         udp_rate_limit: args.udp_rate_limit,
+        mode: args.mode.map(FileMode),
         cert: args.tls.cert.clone(),
         key: args.tls.key.clone(),
         client_ca: args.tls.client_ca.clone(),
