@@ -1,0 +1,68 @@
+//! The WebSocket echo server on tokio-tungstenite (with tungstenite, its sans-IO core).
+//!
+//! tokio-tungstenite's own server handshake (`accept_hdr_async`) cannot serve the page: its
+//! callback only runs after tungstenite's `create_response` accepted the request as an upgrade,
+//! and a plain `GET /` fails before it with nothing written back. So this server reads the
+//! request head itself (`ws_crates::read_head`), answers plain requests, writes the 101 with
+//! `tungstenite::handshake::derive_accept_key`, and hands the stream to
+//! `WebSocketStream::from_raw_socket`. Pongs and the close reply are queued by tungstenite and
+//! flushed on the next read; an oversized message is an error the server must answer with
+//! 1009 itself.
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error, Message, handshake::derive_accept_key};
+use ws_crates::Options;
+
+fn main() {
+    ws_crates::run("ws-tungstenite", serve);
+}
+
+async fn serve(mut stream: TcpStream, opts: Options) -> Result<(), String> {
+    let head = ws_crates::read_head(&mut stream).await?;
+    let Some(key) = head.key.as_deref().filter(|_| head.upgrade) else {
+        return ws_crates::answer_plain(&mut stream, &head)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    stream
+        .write_all(ws_crates::switching_protocols(&accept).as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(opts.max_message))
+        .max_frame_size(Some(opts.max_message));
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    echo(ws).await
+}
+
+async fn echo(mut ws: WebSocketStream<TcpStream>) -> Result<(), String> {
+    while let Some(message) = ws.next().await {
+        match message {
+            // Text stays text: tungstenite keeps the opcode in the variant.
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                ws.send(m).await.map_err(|e| e.to_string())?
+            }
+            // Ping: the pong is already queued. Close: the echoed close frame is queued; the
+            // next `next()` flushes it and ends the stream.
+            Ok(_) => {}
+            Err(Error::Capacity(e)) => {
+                let frame = CloseFrame {
+                    code: CloseCode::Size,
+                    reason: "message too big".into(),
+                };
+                // The peer may already be gone; the reason is the capacity error either way.
+                let _ = ws.close(Some(frame)).await;
+                return Err(e.to_string());
+            }
+            Err(Error::ConnectionClosed) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
