@@ -20,7 +20,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 MAX=1048576
 RAW=../results/ws-crates-raw.jsonl
 BIN=target/release
-SERVERS=(tungstenite tokio-websockets fastwebsockets fastwebsockets-own)
+SERVERS=(tungstenite tungstenite-8k tokio-websockets fastwebsockets fastwebsockets-own)
 
 command -v taskset >/dev/null || { echo "error: taskset is needed (apt-get install util-linux)" >&2; exit 1; }
 cargo build --release --locked --quiet
@@ -36,6 +36,7 @@ start() {
   log=$(mktemp)
   case "$1" in
     fastwebsockets-own) cmd=("$BIN/ws-fastwebsockets" --own-handshake) ;;
+    tungstenite-8k) cmd=("$BIN/ws-tungstenite" --small-buffers) ;;
     *) cmd=("$BIN/ws-$1") ;;
   esac
   taskset -c "$SERVER_CPU" "${cmd[@]}" 127.0.0.1:0 --max-message "$MAX" 2>"$log" &

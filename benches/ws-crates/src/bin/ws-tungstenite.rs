@@ -7,7 +7,7 @@
 //! `tungstenite::handshake::derive_accept_key`, and hands the stream to
 //! `WebSocketStream::from_raw_socket`. Pongs and the close reply are queued by tungstenite and
 //! flushed on the next read; an oversized message is an error the server must answer with
-//! 1009 itself.
+//! 1009 itself. `--small-buffers` trades the default 128 KiB read and write buffers for 8 KiB.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -34,9 +34,16 @@ async fn serve(mut stream: TcpStream, opts: Options) -> Result<(), String> {
         .write_all(ws_crates::switching_protocols(&accept).as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let config = WebSocketConfig::default()
+    let mut config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message))
         .max_frame_size(Some(opts.max_message));
+    // `--small-buffers`: tungstenite allocates its 128 KiB read buffer eagerly per connection
+    // (since 0.25); 8 KiB is what its changelog suggests for many mostly idle connections.
+    if opts.rest.iter().any(|f| f == "--small-buffers") {
+        config = config
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(8 * 1024);
+    }
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     echo(ws).await
 }
