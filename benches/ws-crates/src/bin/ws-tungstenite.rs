@@ -7,15 +7,18 @@
 //! `tungstenite::handshake::derive_accept_key`, and hands the stream to
 //! `WebSocketStream::from_raw_socket`. Pongs and the close reply are queued by tungstenite and
 //! flushed on the next read; an oversized message is an error the server must answer with
-//! 1009 itself. `--small-buffers` trades the default 128 KiB read and write buffers for 8 KiB.
+//! 1009 itself. `--crate-handshake` uses `accept_hdr_async` instead, to show the above.
+//! `--small-buffers` trades the default 128 KiB read and write buffers for 8 KiB.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error, Message, handshake::derive_accept_key};
+use tokio_tungstenite::tungstenite::{Error, Message};
 use ws_crates::Options;
 
 fn main() {
@@ -23,6 +26,9 @@ fn main() {
 }
 
 async fn serve(mut stream: TcpStream, opts: Options) -> Result<(), String> {
+    if opts.rest.iter().any(|f| f == "--crate-handshake") {
+        return serve_crate_handshake(stream, opts).await;
+    }
     let head = ws_crates::read_head(&mut stream).await?;
     let Some(key) = head.key.as_deref().filter(|_| head.upgrade) else {
         return ws_crates::answer_plain(&mut stream, &head)
@@ -45,6 +51,23 @@ async fn serve(mut stream: TcpStream, opts: Options) -> Result<(), String> {
             .write_buffer_size(8 * 1024);
     }
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    echo(ws).await
+}
+
+/// `--crate-handshake`: tungstenite's own server handshake, whose callback would be the place
+/// to answer a plain request. It is never called for one: `create_response` refuses the
+/// request first and the connection closes with nothing written (see ws-crates.md).
+async fn serve_crate_handshake(stream: TcpStream, opts: Options) -> Result<(), String> {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(opts.max_message))
+        .max_frame_size(Some(opts.max_message));
+    let callback = |request: &Request, response: Response| {
+        eprintln!("callback: {} {}", request.method(), request.uri());
+        Ok::<Response, ErrorResponse>(response)
+    };
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config))
+        .await
+        .map_err(|e| e.to_string())?;
     echo(ws).await
 }
 
