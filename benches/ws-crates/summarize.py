@@ -22,8 +22,11 @@ COLUMNS = [
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 servers = list(dict.fromkeys(r["server"] for r in rows))
 rounds = len({r["round"] for r in rows})
-print(f"Medians over {rounds} rounds; highest 1-minute load average seen: "
-      f"{max(r['load1'] for r in rows):.2f}.\n")
+foreign = [r["foreign_cpu"] for r in rows if r.get("foreign_cpu") is not None]
+print(f"Medians over {rounds} rounds (lowest–highest in brackets). CPU used by anything but the "
+      f"server and the client during a measurement: median {statistics.median(foreign):.2f}, "
+      f"highest {max(foreign):.2f} of a CPU; measurements repeated because of it: "
+      f"{sum(r.get('tries', 1) - 1 for r in rows)}.\n")
 print("| server | " + " | ".join(c[0] for c in COLUMNS) + " |")
 print("|---" * (len(COLUMNS) + 1) + "|")
 for server in servers:
