@@ -92,7 +92,9 @@ fn main() {
 
 async fn run(a: Args) -> Result<String, Error> {
     let cpu = Cpu::start(a.pid);
-    let json = match a.mode.as_str() {
+    // `ops`: every echo (or connection) of the run, warm-up included, to match the CPU times,
+    // which cover the whole run too.
+    let (json, ops) = match a.mode.as_str() {
         "latency" => latency(a.addr, a.secs, pick(a.size, 64)).await?,
         "throughput" => throughput(&a).await?,
         "setup" => setup(a.addr, a.secs).await?,
@@ -109,7 +111,7 @@ async fn run(a: Args) -> Result<String, Error> {
     Ok(format!(
         "{{\"mode\":\"{}\",{json},{}}}",
         a.mode,
-        cpu.report()
+        cpu.report(ops)
     ))
 }
 
@@ -218,11 +220,12 @@ fn payload(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-async fn latency(addr: SocketAddr, secs: u64, size: usize) -> Result<String, Error> {
+async fn latency(addr: SocketAddr, secs: u64, size: usize) -> Result<(String, u64), Error> {
     let mut conn = connect(addr).await?;
     let data = payload(size);
     let wire = frame(BINARY, &data);
     let mut samples: Vec<u64> = Vec::with_capacity(1 << 20);
+    let mut ops = 0;
     let start = Instant::now();
     let end = start + WARMUP + Duration::from_secs(secs);
     loop {
@@ -232,22 +235,24 @@ async fn latency(addr: SocketAddr, secs: u64, size: usize) -> Result<String, Err
         }
         conn.send(&wire).await?;
         conn.expect_echo(&data).await?;
+        ops += 1;
         if t >= start + WARMUP {
             samples.push(t.elapsed().as_nanos() as u64);
         }
     }
     samples.sort_unstable();
     let q = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-    Ok(format!(
+    let json = format!(
         "\"size\":{size},\"samples\":{},\"p50_us\":{:.2},\"p99_us\":{:.2},\"p999_us\":{:.2}",
         samples.len(),
         q(0.5),
         q(0.99),
         q(0.999)
-    ))
+    );
+    Ok((json, ops))
 }
 
-async fn throughput(a: &Args) -> Result<String, Error> {
+async fn throughput(a: &Args) -> Result<(String, u64), Error> {
     let (size, conns, depth) = (pick(a.size, 16384), pick(a.conns, 4), a.depth.max(1));
     let start = Instant::now();
     let measure_from = start + WARMUP;
@@ -262,12 +267,13 @@ async fn throughput(a: &Args) -> Result<String, Error> {
             for _ in 0..depth {
                 conn.send(&wire).await?;
             }
-            let mut counted = 0u64;
+            let (mut counted, mut all) = (0u64, 0u64);
             loop {
                 conn.expect_echo(&data).await?;
+                all += 1;
                 let now = Instant::now();
                 if now >= end {
-                    return Ok::<u64, Error>(counted);
+                    return Ok::<(u64, u64), Error>((counted, all));
                 }
                 if now >= measure_from {
                     counted += 1;
@@ -276,19 +282,22 @@ async fn throughput(a: &Args) -> Result<String, Error> {
             }
         });
     }
-    let mut messages = 0;
+    let (mut messages, mut ops) = (0, 0);
     while let Some(done) = tasks.join_next().await {
-        messages += done.map_err(|e| e.to_string())??;
+        let (counted, all) = done.map_err(|e| e.to_string())??;
+        messages += counted;
+        ops += all;
     }
     let secs = a.secs as f64;
-    Ok(format!(
+    let json = format!(
         "\"size\":{size},\"conns\":{conns},\"depth\":{depth},\"messages\":{messages},\"msgs_per_s\":{:.0},\"mb_per_s\":{:.1}",
         messages as f64 / secs,
         messages as f64 * size as f64 / secs / 1e6
-    ))
+    );
+    Ok((json, ops))
 }
 
-async fn setup(addr: SocketAddr, secs: u64) -> Result<String, Error> {
+async fn setup(addr: SocketAddr, secs: u64) -> Result<(String, u64), Error> {
     let data = payload(64);
     let wire = frame(BINARY, &data);
     let close = frame(CLOSE, &1000u16.to_be_bytes());
@@ -296,6 +305,7 @@ async fn setup(addr: SocketAddr, secs: u64) -> Result<String, Error> {
     let measure_from = start + WARMUP;
     let end = measure_from + Duration::from_secs(secs);
     let mut samples = Vec::new();
+    let mut ops = 0;
     loop {
         let t = Instant::now();
         if t >= end {
@@ -309,19 +319,21 @@ async fn setup(addr: SocketAddr, secs: u64) -> Result<String, Error> {
         if conn.read_frame().await? != CLOSE || conn.buf.get(..2) != Some(&[0x03, 0xe8][..]) {
             return Err(format!("no close 1000 echoed: {:?}", conn.buf));
         }
+        ops += 1;
         if t >= measure_from {
             samples.push(t.elapsed().as_nanos() as u64);
         }
     }
     samples.sort_unstable();
     let q = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-    Ok(format!(
+    let json = format!(
         "\"connections\":{},\"per_s\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1}",
         samples.len(),
         samples.len() as f64 / secs as f64,
         q(0.5),
         q(0.99)
-    ))
+    );
+    Ok((json, ops))
 }
 
 async fn idle(addr: SocketAddr, count: usize, pid: u32) -> Result<String, Error> {
@@ -400,7 +412,8 @@ impl Cpu {
         }
     }
 
-    fn report(&self) -> String {
+    /// The CPU shares, and the server's CPU time per operation (`ops` over the whole run).
+    fn report(&self, ops: u64) -> String {
         let wall = self.start.elapsed().as_secs_f64();
         let used = |before: Option<f64>, pid: &str| Some(cpu_secs(pid)? - before?);
         let client = used(self.client, "self");
@@ -414,8 +427,11 @@ impl Cpu {
             _ => None,
         };
         let share = |secs: Option<f64>| secs.map_or("null".into(), |s| format!("{:.2}", s / wall));
+        let per_op = server
+            .filter(|_| ops > 0)
+            .map_or("null".into(), |s| format!("{:.2}", s * 1e6 / ops as f64));
         format!(
-            "\"client_cpu\":{},\"server_cpu\":{},\"foreign_cpu\":{}",
+            "\"client_cpu\":{},\"server_cpu\":{},\"foreign_cpu\":{},\"ops\":{ops},\"server_us_per_op\":{per_op}",
             share(client),
             share(server),
             share(foreign)

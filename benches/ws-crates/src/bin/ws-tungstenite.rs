@@ -57,6 +57,8 @@ async fn serve(mut stream: TcpStream, opts: Options) -> Result<(), String> {
 /// `--crate-handshake`: tungstenite's own server handshake, whose callback would be the place
 /// to answer a plain request. It is never called for one: `create_response` refuses the
 /// request first and the connection closes with nothing written (see ws-crates.md).
+// The callback's error type is tungstenite's (`http::Response<Option<String>>`), not ours.
+#[allow(clippy::result_large_err)]
 async fn serve_crate_handshake(stream: TcpStream, opts: Options) -> Result<(), String> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message))
