@@ -25,6 +25,20 @@ if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
 
+# Headless Chromium opens the ws listener's page in a real browser
+# (crates/echotool/tests/peers/browser.py drives it over the DevTools protocol, with no
+# download of its own). Debian ships it as the deb `chromium`; its Recommends (printer
+# dialogs, udev, GPU drivers) are of no use headless. Ubuntu's `chromium-browser` is only a
+# stub that installs the snap, which does not run in a container, so there the browser must
+# be put on the PATH by other means.
+if ! command -v chromium >/dev/null; then
+  if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null; then
+    echo "warning: no chromium on PATH, and Ubuntu has no deb of it; the browser tests will fail" >&2
+  else
+    apt_install --no-install-recommends chromium
+  fi
+fi
+
 # The Python peers (aioquic, an independent QUIC implementation) live in a virtual environment
 # under target/, never in the system's Python: Debian 12+ and Ubuntu 23.04+ refuse
 # `pip install` there (PEP 668, "externally-managed-environment").
