@@ -1,11 +1,42 @@
 //! What the server refuses to echo: datagrams that could start a loop between two services,
-//! and senders over their rate.
+//! and senders over their rate. [`judge`] is the whole decision for one datagram, a function
+//! of its source, the limiter and the clock, so that the receive loop and the fuzz target
+//! (`fuzz/`) run the same code.
 
 use echotool_core::lock_ignoring_poison;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// What the server does with one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it back.
+    Echo,
+    /// Drop it: it came from one of the [`REFLECTION_PORTS`].
+    Reflection,
+    /// Drop it: its source address is over the rate limit.
+    RateLimited,
+}
+
+/// Decides what to do with a datagram from `peer`. The reflection guard comes first, so a
+/// datagram it drops spends none of its source's tokens; `now` is read only when there is a
+/// limiter, which keeps the clock off the path of a server without one.
+#[inline]
+pub fn judge(
+    peer: SocketAddr,
+    limiter: Option<&RateLimiter>,
+    now: impl FnOnce() -> Instant,
+) -> Verdict {
+    if is_reflection_port(peer.port()) {
+        return Verdict::Reflection;
+    }
+    match limiter {
+        Some(limiter) if !limiter.allow(peer.ip(), now()) => Verdict::RateLimited,
+        _ => Verdict::Echo,
+    }
+}
 
 /// Source ports whose datagrams are never answered: 0 (invalid), and echo (7), daytime (13),
 /// quote of the day (17), chargen (19) and time (37), which answer anything they receive. An
@@ -19,13 +50,15 @@ pub fn is_reflection_port(port: u16) -> bool {
 }
 
 /// Bounds the table of senders so a flood of spoofed sources cannot grow memory without end.
-const MAX_TRACKED_SOURCES: usize = 65_536;
+pub const MAX_TRACKED_SOURCES: usize = 65_536;
 
 /// A per-source-address token bucket: each source may send `rate` datagrams a second, with
 /// bursts of up to one second's worth.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
+    /// The most source addresses remembered at once.
+    capacity: usize,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
@@ -38,16 +71,29 @@ struct Bucket {
 impl RateLimiter {
     /// A limiter allowing `per_second` datagrams per source address.
     pub fn new(per_second: u32) -> Self {
+        Self::with_capacity(per_second, MAX_TRACKED_SOURCES)
+    }
+
+    /// A limiter allowing `per_second` datagrams per source address that remembers at most
+    /// `capacity` sources: [`MAX_TRACKED_SOURCES`] in the server, a few in the fuzz target so
+    /// that its floods fill the table quickly.
+    pub fn with_capacity(per_second: u32, capacity: usize) -> Self {
         RateLimiter {
             rate: f64::from(per_second.max(1)),
+            capacity: capacity.max(1),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many source addresses it remembers now.
+    pub fn tracked(&self) -> usize {
+        lock_ignoring_poison(&self.buckets).len()
     }
 
     /// Whether a datagram from `source` arriving at `now` may be echoed.
     pub fn allow(&self, source: IpAddr, now: Instant) -> bool {
         let mut buckets = lock_ignoring_poison(&self.buckets);
-        if buckets.len() >= MAX_TRACKED_SOURCES && !buckets.contains_key(&source) {
+        if buckets.len() >= self.capacity && !buckets.contains_key(&source) {
             // Forget sources that have been quiet long enough to be back at a full bucket.
             buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() < 1.0);
         }
