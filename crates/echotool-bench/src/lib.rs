@@ -49,7 +49,7 @@ pub use interrupt::Interrupt;
 pub use machine::Machine;
 pub use merge::{merge, parse, read};
 pub use network::LinkSummary;
-pub use options::{BenchOptions, Scenario, Shape};
+pub use options::{BenchOptions, Scenario, Shape, parse_rate, send_interval};
 pub use plot::plot;
 pub use report::{Finding, Parameters, Report, Row, SCHEMA, ServerSummary, Source};
 pub use runner::run;

@@ -235,11 +235,7 @@ impl BenchOptions {
             return Err(BenchError::Invalid("--size must be at least 1 byte".into()));
         }
         if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(BenchError::Invalid(format!(
-                    "--rate {rate} is not a positive number of messages per second"
-                )));
-            }
+            check_rate(rate)?;
         }
         if self.scenarios.is_empty() {
             return Err(BenchError::Invalid("no scenario to run".into()));
@@ -278,6 +274,34 @@ impl BenchOptions {
     pub fn period(&self) -> Duration {
         self.warmup + self.duration + START_GAP
     }
+}
+
+/// Parses `--rate`: messages per second in total, a positive number (`2000`, `0.5`, `1e4`).
+pub fn parse_rate(text: &str) -> Result<f64, BenchError> {
+    let rate: f64 = text.trim().parse().map_err(|_| {
+        BenchError::Invalid(format!(
+            "'{text}' is not a rate: give messages per second, e.g. 1000 or 0.5"
+        ))
+    })?;
+    check_rate(rate)?;
+    Ok(rate)
+}
+
+/// A rate the open loop can pace.
+fn check_rate(rate: f64) -> Result<(), BenchError> {
+    if rate.is_finite() && rate > 0.0 {
+        Ok(())
+    } else {
+        Err(BenchError::Invalid(format!(
+            "--rate {rate} is not a positive number of messages per second"
+        )))
+    }
+}
+
+/// The time between two messages of one connection that sends `rate` messages per second
+/// (its share of `--rate`), on the open loop's schedule.
+pub fn send_interval(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate)
 }
 
 /// Under `--start-at`, the time between one measurement's window closing and the next one's
