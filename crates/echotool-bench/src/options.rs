@@ -299,9 +299,13 @@ fn check_rate(rate: f64) -> Result<(), BenchError> {
 }
 
 /// The time between two messages of one connection that sends `rate` messages per second
-/// (its share of `--rate`), on the open loop's schedule.
+/// (its share of `--rate`), on the open loop's schedule: at most
+/// [`echotool_core::duration::MAX`], which a rate so low means one message and then none.
 pub fn send_interval(rate: f64) -> Duration {
-    Duration::from_secs_f64(1.0 / rate)
+    Duration::try_from_secs_f64(1.0 / rate)
+        .ok()
+        .and_then(echotool_core::duration::within_max)
+        .unwrap_or(echotool_core::duration::MAX)
 }
 
 /// Under `--start-at`, the time between one measurement's window closing and the next one's
@@ -339,6 +343,26 @@ fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the units fuzz target (minimised: `--rate .000000000000002`): shared among
+    /// 100 000 connections, the interval between two messages of one was beyond what a
+    /// Duration holds, and the open loop panicked making it.
+    #[test]
+    fn a_rate_too_low_to_pace_sends_once_instead_of_panicking() {
+        let rate = parse_rate(".000000000000002").unwrap();
+        assert_eq!(
+            send_interval(rate / 100_000.0),
+            echotool_core::duration::MAX
+        );
+        assert_eq!(
+            send_interval(f64::MIN_POSITIVE),
+            echotool_core::duration::MAX
+        );
+        assert_eq!(send_interval(1000.0), Duration::from_millis(1));
+        for bad in ["0", "-5", "inf", "NaN", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn start_at_must_be_soon_and_slots_follow_it() {
