@@ -127,6 +127,7 @@ if $log_runs && [ ! -f fuzz/runs.md ]; then
 One line per target per run of `scripts/fuzz.sh`, appended by the script: executions and
 executions per second are libFuzzer's final stats (`-print_final_stats=1`), corpus is the
 number of inputs in the working corpus afterwards. The totals per target are in the README.
+A commit ending in `-dirty` ran with changes not yet committed.
 
 | date (UTC) | commit | target | seconds | executions | execs/s | corpus | result |
 |---|---|---|---:|---:|---:|---:|---|
