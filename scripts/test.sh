@@ -74,3 +74,12 @@ if cargo tree -p echotool --locked --no-default-features --features tcp,udp -e n
   exit 1
 fi
 cargo test --workspace --locked
+
+# A smoke of every fuzz target, 5 s each, after a build of them all (scripts/fuzz.sh; the
+# README's "Fuzzing" says more). It needs the nightly toolchain and cargo-fuzz: cargo-fuzz is
+# installed here when nightly is, and without nightly the script says "skipping" and passes.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz for the fuzz smoke" >&2
+  cargo install cargo-fuzz --locked --quiet
+fi
+scripts/fuzz.sh --no-log 5

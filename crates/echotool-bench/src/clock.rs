@@ -97,18 +97,33 @@ pub fn unix(t: SystemTime) -> f64 {
         .unwrap_or_default()
 }
 
-/// A wall-clock time from seconds since the Unix epoch.
+/// The last moment RFC 3339 can write, 9999-12-31T23:59:59.999Z, in seconds since the Unix
+/// epoch: the end of the times echotool reads and prints.
+const LATEST_UNIX: f64 = 253_402_300_799.999;
+
+/// A wall-clock time from seconds since the Unix epoch, kept within 1970 to 9999: a figure
+/// beyond (a damaged report's) is clamped rather than overflowing the clock.
 pub fn from_unix(secs: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or_default()
+    let secs = secs.clamp(0.0, LATEST_UNIX);
+    UNIX_EPOCH + Duration::try_from_secs_f64(secs).unwrap_or_default()
 }
 
-/// `2026-11-30T01:40:00.25Z`, to the millisecond.
+/// `2026-11-30T01:40:00.25Z`, to the millisecond; seconds since the epoch for a time RFC 3339
+/// cannot write.
 pub fn rfc3339(t: SystemTime) -> String {
-    let at = OffsetDateTime::from(t);
-    at.replace_millisecond(at.millisecond())
-        .unwrap_or(at)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| format!("{:.3}", unix(t)))
+    let nanos = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
+        Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|at| {
+            at.replace_millisecond(at.millisecond())
+                .unwrap_or(at)
+                .format(&Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{:.3}", unix(t)))
 }
 
 /// A wall-clock time as `--start-at` takes it: RFC 3339 (`2026-11-30T01:40:00Z`, with an
@@ -117,8 +132,14 @@ pub fn rfc3339(t: SystemTime) -> String {
 pub fn parse_time(text: &str) -> Result<SystemTime, BenchError> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
+        if (0.0..=LATEST_UNIX).contains(&secs) {
             return Ok(from_unix(secs));
+        }
+        if secs > LATEST_UNIX {
+            return Err(BenchError::Invalid(format!(
+                "'{text}' is not a time: {secs} s after 1970 is beyond the year 9999; give Unix \
+                 seconds (date +%s) or RFC 3339 (2026-11-30T01:40:00Z)"
+            )));
         }
     }
     OffsetDateTime::parse(text, &Rfc3339)
@@ -150,6 +171,27 @@ mod tests {
             "{err}"
         );
         assert!(parse_time("-5").is_err());
+    }
+
+    /// Found by the units fuzz target: `--start-at 6e14` (year 19 million) parsed, then
+    /// panicked in `time` when printed; `1e19` overflowed the clock itself.
+    #[test]
+    fn times_beyond_the_year_9999_are_refused_not_a_panic() {
+        for text in ["6e14", "1e19", "253402300800"] {
+            let err = parse_time(text).unwrap_err().to_string();
+            assert!(err.contains("beyond the year 9999"), "{text}: {err}");
+        }
+        let last = parse_time("253402300799.999").unwrap();
+        assert_eq!(
+            rfc3339(last),
+            "9999-12-31T23:59:59.998Z",
+            "f64 falls just short"
+        );
+        // A report's span is clamped; a time no parser made is printed as seconds.
+        assert_eq!(rfc3339(from_unix(1e19)), rfc3339(last));
+        assert_eq!(rfc3339(from_unix(f64::NAN)), "1970-01-01T00:00:00Z");
+        let far = UNIX_EPOCH + Duration::from_secs(1_000_000_000_000);
+        assert_eq!(rfc3339(far), "1000000000000.000");
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!
 //! Dependencies, each for a reason: `hdrhistogram` (the histograms, and their standard V2
 //! encoding that every HdrHistogram library reads), `base64` (that encoding's text form in
-//! JSON), `time` (RFC 3339 for `--start-at` and the headers), `serde`/`serde_json` (the
+//! JSON), `flate2` (the very inflater hdrhistogram uses, to check a histogram's header before
+//! hdrhistogram allocates what it asks for; see [`histogram`]), `time` (RFC 3339 for `--start-at` and the headers), `serde`/`serde_json` (the
 //! report), `indicatif` (the progress bar), `plotters` (SVG), `libc` (CPU affinity,
 //! `uname`, `adjtimex`).
 
@@ -50,7 +51,7 @@ pub use interrupt::Interrupt;
 pub use machine::Machine;
 pub use merge::{merge, parse, read};
 pub use network::LinkSummary;
-pub use options::{BenchOptions, Scenario, Shape};
+pub use options::{BenchOptions, Scenario, Shape, parse_rate, send_interval};
 pub use plot::plot;
 pub use report::{Finding, Parameters, Report, Row, SCHEMA, ServerSummary, Source};
 pub use runner::run;

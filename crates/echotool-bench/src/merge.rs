@@ -58,12 +58,20 @@ pub fn parse(text: &str, name: &str) -> Result<Report, BenchError> {
             ));
         }
     }
-    serde_json::from_value(value).map_err(|e| {
+    let report: Report = serde_json::from_value(value).map_err(|e| {
         invalid(format!(
             "a schema {SCHEMA} report with a field missing or of the wrong type ({e}): was \
              it edited?"
         ))
-    })
+    })?;
+    if let Some(row) = report.rows.iter().find(|row| row.runs.is_empty()) {
+        return Err(invalid(format!(
+            "its row {} {} has no runs, where every row a bench writes has at least one: was \
+             it edited?",
+            row.protocol, row.scenario
+        )));
+    }
+    Ok(report)
 }
 
 /// Merges the reports of several load generators (named by their files) into one: rows of
@@ -431,5 +439,42 @@ mod tests {
         assert!(err(r#"{"hello": 1}"#).contains("not an echotool bench report"));
         assert!(err("nope").contains("not JSON"));
         assert!(err(r#"{"schema": 1, "rows": []}"#).contains("field missing"));
+    }
+
+    /// Found while writing the report fuzz target, and run through it (byte mutations seldom
+    /// delete a whole run object and keep the JSON valid): a row with `"runs": []` merged
+    /// with itself made a row of no runs, and taking its median indexed an empty list.
+    #[test]
+    fn a_row_without_runs_is_refused() {
+        let mut damaged = report(vec![row(1, &[10], span(0.0, 1.0))]);
+        damaged.rows[0].runs.clear();
+        let err = parse(&damaged.json(), "a.json").unwrap_err().to_string();
+        assert!(
+            err.contains("a.json: its row tcp latency has no runs"),
+            "{err}"
+        );
+    }
+
+    /// Found the same way (`"messages": 18446744073709551615`): merging added counts with
+    /// `+`, which overflowed (a panic with debug assertions, a wrong total without); and a
+    /// report's own errors and mismatches were added to judge it.
+    #[test]
+    fn counts_too_large_to_add_are_refused_and_judged_without_overflow() {
+        let mut huge = report(vec![row(1, &[10], span(0.0, 1.0))]);
+        huge.rows[0].runs[0].messages = u64::MAX;
+        huge.rows[0].median.errors = u64::MAX;
+        huge.rows[0].median.mismatches = u64::MAX;
+        let alone = merge(vec![("a.json".into(), huge.clone())]).unwrap();
+        assert_eq!(alone.mismatches(), u64::MAX);
+        let err = merge(vec![
+            ("a.json".into(), huge.clone()),
+            ("b.json".into(), huge),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("b.json: tcp latency run 1: its counts are too large to add"),
+            "{err}"
+        );
     }
 }

@@ -235,11 +235,7 @@ impl BenchOptions {
             return Err(BenchError::Invalid("--size must be at least 1 byte".into()));
         }
         if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(BenchError::Invalid(format!(
-                    "--rate {rate} is not a positive number of messages per second"
-                )));
-            }
+            check_rate(rate)?;
         }
         if self.scenarios.is_empty() {
             return Err(BenchError::Invalid("no scenario to run".into()));
@@ -280,6 +276,38 @@ impl BenchOptions {
     }
 }
 
+/// Parses `--rate`: messages per second in total, a positive number (`2000`, `0.5`, `1e4`).
+pub fn parse_rate(text: &str) -> Result<f64, BenchError> {
+    let rate: f64 = text.trim().parse().map_err(|_| {
+        BenchError::Invalid(format!(
+            "'{text}' is not a rate: give messages per second, e.g. 1000 or 0.5"
+        ))
+    })?;
+    check_rate(rate)?;
+    Ok(rate)
+}
+
+/// A rate the open loop can pace.
+fn check_rate(rate: f64) -> Result<(), BenchError> {
+    if rate.is_finite() && rate > 0.0 {
+        Ok(())
+    } else {
+        Err(BenchError::Invalid(format!(
+            "--rate {rate} is not a positive number of messages per second"
+        )))
+    }
+}
+
+/// The time between two messages of one connection that sends `rate` messages per second
+/// (its share of `--rate`), on the open loop's schedule: at most
+/// [`echotool_core::duration::MAX`], which a rate so low means one message and then none.
+pub fn send_interval(rate: f64) -> Duration {
+    Duration::try_from_secs_f64(1.0 / rate)
+        .ok()
+        .and_then(echotool_core::duration::within_max)
+        .unwrap_or(echotool_core::duration::MAX)
+}
+
 /// Under `--start-at`, the time between one measurement's window closing and the next one's
 /// warm-up: the first drains its last echoes and the second connects in it.
 pub const START_GAP: Duration = Duration::from_secs(3);
@@ -315,6 +343,26 @@ fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the units fuzz target (minimised: `--rate .000000000000002`): shared among
+    /// 100 000 connections, the interval between two messages of one was beyond what a
+    /// Duration holds, and the open loop panicked making it.
+    #[test]
+    fn a_rate_too_low_to_pace_sends_once_instead_of_panicking() {
+        let rate = parse_rate(".000000000000002").unwrap();
+        assert_eq!(
+            send_interval(rate / 100_000.0),
+            echotool_core::duration::MAX
+        );
+        assert_eq!(
+            send_interval(f64::MIN_POSITIVE),
+            echotool_core::duration::MAX
+        );
+        assert_eq!(send_interval(1000.0), Duration::from_millis(1));
+        for bad in ["0", "-5", "inf", "NaN", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn start_at_must_be_soon_and_slots_follow_it() {

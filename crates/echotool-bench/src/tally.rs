@@ -120,8 +120,20 @@ impl Tally {
     }
 
     /// Adds another agent's tally, failing (with `what` named) where [`Tally::merge`] would
-    /// drop latencies: a histogram from elsewhere with values beyond this one's range.
+    /// drop latencies, a histogram from elsewhere with values beyond this one's range, or
+    /// overflow, counts from a file that add up beyond 2^64.
     pub fn merge_exactly(&mut self, other: &Tally, what: &str) -> Result<(), crate::BenchError> {
+        let fits = self
+            .counts()
+            .into_iter()
+            .zip(other.counts())
+            .all(|(a, b)| a.checked_add(b).is_some());
+        if !fits {
+            return Err(crate::BenchError::Invalid(format!(
+                "{what}: its counts are too large to add to the others' (beyond 2^64): was the \
+                 file edited?"
+            )));
+        }
         self.latency.add(&other.latency).map_err(|e| {
             crate::BenchError::Invalid(format!(
                 "{what}: its histogram cannot be added ({e:?}): latencies beyond {} s",
@@ -132,6 +144,22 @@ impl Tally {
         counts.latency.reset();
         self.merge(&counts);
         Ok(())
+    }
+
+    /// Every count, in one order.
+    fn counts(&self) -> [u64; 10] {
+        [
+            self.messages,
+            self.bytes,
+            self.errors,
+            self.mismatches,
+            self.lost,
+            self.late,
+            self.duplicated,
+            self.scheduled,
+            self.unsent,
+            self.resumed,
+        ]
     }
 
     /// The figures of this tally, measured over `span`.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use echotool_core::{OnLimit, ServerOptions, Setting, TlsVersion};
+use echotool_core::{OnLimit, ServerOptions, Setting, TlsVersion, duration};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -269,23 +269,29 @@ impl<'de> Deserialize<'de> for Seconds {
         impl Visitor<'_> for V {
             type Value = Seconds;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as 5, \"250ms\", \"10s\" or \"2m\"")
+                f.write_str(
+                    "a duration such as 5, \"250ms\", \"10s\" or \"2m\" (at most 100 years)",
+                )
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
-                Ok(Seconds(Duration::from_secs(v)))
+                duration::within_max(Duration::from_secs(v))
+                    .map(Seconds)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(v), &self))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
                 u64::try_from(v)
-                    .map(|v| Seconds(Duration::from_secs(v)))
                     .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                    .and_then(|v| self.visit_u64(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
                 Duration::try_from_secs_f64(v)
+                    .ok()
+                    .and_then(duration::within_max)
                     .map(Seconds)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Float(v), &self))
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Float(v), &self))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
-                echotool_core::duration::parse(v)
+                duration::parse(v)
                     .map(Seconds)
                     .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
             }
@@ -443,5 +449,21 @@ mod tests {
         );
         let zero_is_never: Settings = toml::from_str("idle-timeout = 0").unwrap();
         assert_eq!(zero_is_never.out_of_range(), None);
+    }
+
+    /// Found by the config_value fuzz target: `drain-timeout = "11490111111111111"` (and any
+    /// number of seconds up to 2^64) was taken, and overflowed the clock as a deadline.
+    #[test]
+    fn durations_beyond_a_hundred_years_are_refused() {
+        for text in [
+            "drain-timeout = \"11490111111111111\"",
+            "idle-timeout = 9223372036854775807",
+            "handshake-timeout = 1e12",
+        ] {
+            let err = toml::from_str::<Settings>(text).unwrap_err().to_string();
+            assert!(err.contains("(at most 100 years)"), "{text}: {err}");
+        }
+        let longest: Settings = toml::from_str("idle-timeout = 3153600000").unwrap();
+        assert_eq!(longest.idle_timeout, Some(Seconds(duration::MAX)));
     }
 }

@@ -1,11 +1,17 @@
 //! Durations as people type them: `5`, `5s`, `250ms`, `1.5s`, `2m`, `1h`.
 //!
 //! A bare number means seconds, as in `ncat -w 5` and `iperf3 -t 10`; `0` is allowed and means
-//! "off" wherever a timeout takes it.
+//! "off" wherever a timeout takes it. At most [`MAX`], so that no deadline or schedule made
+//! from a duration can overflow the clock.
 
 use std::time::Duration;
 
 use crate::{Error, Result};
+
+/// The longest duration echotool takes: a hundred years (of 365 days), beyond any timeout or
+/// run anyone means, and short enough that deadlines and schedules built from it (a bench's
+/// runs one after the other) stay far inside what the clock can hold.
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Parses a duration; a bare number is seconds.
 ///
@@ -32,7 +38,13 @@ pub fn parse(input: &str) -> Result<Duration> {
         _ => return Err(invalid(input)),
     };
     let value: f64 = number.parse().map_err(|_| invalid(input))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| invalid(input))
+    let d = Duration::try_from_secs_f64(value * scale).map_err(|_| too_long(input))?;
+    within_max(d).ok_or_else(|| too_long(input))
+}
+
+/// `d` when it is at most [`MAX`]: for durations read elsewhere (a config file's numbers).
+pub fn within_max(d: Duration) -> Option<Duration> {
+    (d <= MAX).then_some(d)
 }
 
 /// Formats a duration the way [`parse`] reads it, choosing a readable unit.
@@ -48,6 +60,12 @@ pub fn display(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
+}
+
+fn too_long(input: &str) -> Error {
+    Error::Invalid(format!(
+        "'{input}' is too long a duration: echotool takes at most 100 years"
+    ))
 }
 
 fn invalid(input: &str) -> Error {
@@ -76,6 +94,30 @@ mod tests {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains("is not a duration"), "{bad}: {err}");
         }
+    }
+
+    /// Found by the config_value fuzz target (`drain-timeout = "11490111111111111"`): anything
+    /// up to 2^64 seconds parsed, and overflowed the clock wherever it became a deadline
+    /// (`connect --timeout 9999999999999999999` panicked).
+    #[test]
+    fn durations_beyond_a_hundred_years_are_refused() {
+        for long in [
+            "11490111111111111",
+            "9999999999999999999",
+            "3153600001",
+            "52560001m",
+        ] {
+            let err = parse(long).unwrap_err().to_string();
+            assert!(err.contains("too long a duration"), "{long}: {err}");
+        }
+        let beyond_f64 = "9".repeat(400);
+        assert!(
+            parse(&beyond_f64)
+                .unwrap_err()
+                .to_string()
+                .contains("too long")
+        );
+        assert_eq!(parse("3153600000").unwrap(), MAX);
     }
 
     #[test]

@@ -299,13 +299,16 @@ pub fn parse_fingerprint(pin: &str) -> Result<[u8; 32], TlsError> {
         .or_else(|| text.strip_prefix("SHA256:"))
         .or_else(|| text.strip_prefix("sha256 Fingerprint="))
         .unwrap_or(text);
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
+    let hex: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
+    // Counted in bytes and taken two at a time: anything but ASCII hex digits is refused
+    // before, or a character of several bytes would be cut in two.
+    if hex.len() != 64 || !hex.iter().all(u8::is_ascii_hexdigit) {
         return Err(bad());
     }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digits = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(digits, 16).map_err(|_| bad())?;
     }
     Ok(out)
 }
@@ -341,6 +344,22 @@ mod tests {
         );
         assert!(parse_fingerprint("sha256:abcd").is_err());
         assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+    }
+
+    /// Found by the pin fuzz target: 64 bytes with a character of three bytes among them
+    /// were sliced two bytes at a time, through the middle of that character (a panic).
+    #[test]
+    fn pins_with_characters_beyond_ascii_are_refused() {
+        let fuzzed = concat!(
+            "\0\u{983b}\0\r\u{983b}\0\0\0\0\0\0\0\0\0\0\0{",
+            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0q\0\0\0\0\0\0\0\0\r\r\r\r\r\r9F87G08"
+        );
+        assert_eq!(fuzzed.len(), 64);
+        let typed = format!("€{}", "a".repeat(61));
+        for pin in [fuzzed, &typed] {
+            let err = parse_fingerprint(pin).unwrap_err().to_string();
+            assert!(err.contains("is not a certificate fingerprint"), "{err}");
+        }
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! Every failure names the file and says what it holds instead of what was wanted, because
 //! "no certificates found" is the most common TLS setup mistake: the key file passed as the
 //! certificate, or the reverse.
+//!
+//! Each `load_*` reads its file and hands the bytes to the matching `*_from_pem`, which does
+//! all the parsing without touching the file system, so that the fuzz target (`fuzz/`) can
+//! feed it bytes directly.
 
 use std::path::Path;
 
@@ -12,19 +16,24 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::TlsError;
 
-/// Every PEM section in `path`, in order.
-fn sections(
-    path: &Path,
-    what: &'static str,
-    hint: &'static str,
-) -> Result<Vec<(SectionKind, Vec<u8>)>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::ReadFile {
+/// The contents of `path`, or an error that names it as the `what` file.
+fn read(path: &Path, what: &'static str, hint: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::ReadFile {
         what,
         path: path.to_path_buf(),
         source,
         hint,
-    })?;
-    let found = <(SectionKind, Vec<u8>)>::pem_slice_iter(&bytes)
+    })
+}
+
+/// Every PEM section in `bytes` (the contents of `path`), in order.
+fn sections(
+    bytes: &[u8],
+    path: &Path,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<Vec<(SectionKind, Vec<u8>)>, TlsError> {
+    let found = <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::WrongItem {
             path: path.to_path_buf(),
@@ -32,7 +41,7 @@ fn sections(
             wanted: article(what),
             hint,
         })?;
-    if found.is_empty() && String::from_utf8_lossy(&bytes).contains("ENCRYPTED PRIVATE KEY") {
+    if found.is_empty() && String::from_utf8_lossy(bytes).contains("ENCRYPTED PRIVATE KEY") {
         return Err(TlsError::WrongItem {
             path: path.to_path_buf(),
             found: "an encrypted private key".into(),
@@ -49,7 +58,18 @@ pub fn load_certs(
     what: &'static str,
     hint: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let all = sections(path, what, hint)?;
+    certs_from_pem(&read(path, what, hint)?, path, what, hint)
+}
+
+/// The certificates in `pem`, the contents of the file `path` (named in errors), as
+/// [`load_certs`] finds them.
+pub fn certs_from_pem(
+    pem: &[u8],
+    path: &Path,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let all = sections(pem, path, what, hint)?;
     let certs: Vec<CertificateDer<'static>> = all
         .iter()
         .filter(|(kind, _)| *kind == SectionKind::Certificate)
@@ -68,7 +88,17 @@ pub fn load_certs(
 
 /// Loads the first private key (PKCS#8, PKCS#1 or SEC1) in `path`.
 pub fn load_key(path: &Path, hint: &'static str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let all = sections(path, "private key", hint)?;
+    key_from_pem(&read(path, "private key", hint)?, path, hint)
+}
+
+/// The first private key in `pem`, the contents of the file `path` (named in errors), as
+/// [`load_key`] finds it.
+pub fn key_from_pem(
+    pem: &[u8],
+    path: &Path,
+    hint: &'static str,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let all = sections(pem, path, "private key", hint)?;
     let key = all
         .iter()
         .find_map(|(kind, der)| PrivateKeyDer::from_pem(*kind, der.clone()));
@@ -87,8 +117,19 @@ pub fn load_roots(
     what: &'static str,
     hint: &'static str,
 ) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
+    roots_from_pem(&read(path, what, hint)?, path, what, hint)
+}
+
+/// The CA certificates in `pem`, the contents of the file `path` (named in errors), as
+/// [`load_roots`] finds them.
+pub fn roots_from_pem(
+    pem: &[u8],
+    path: &Path,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
     let mut roots = RootCertStore::empty();
-    let certs = load_certs(path, what, hint)?;
+    let certs = certs_from_pem(pem, path, what, hint)?;
     for cert in &certs {
         roots.add(cert.clone()).map_err(|e| TlsError::WrongItem {
             path: path.to_path_buf(),

@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tracing::debug;
 
-use crate::guard::{RateLimiter, is_reflection_port};
+use crate::guard::{RateLimiter, Verdict, judge};
 
 /// A bound UDP echo server.
 #[derive(Debug)]
@@ -139,14 +139,15 @@ impl Worker {
                 }
             };
             self.stats.record_received(n);
-            if is_reflection_port(peer.port()) {
-                self.stats.dropped_reflection.fetch_add(1, Relaxed);
-                debug!(listener = %self.url, %peer, bytes = n,
-                    "dropped datagram from a reflection port (echo, chargen and the like)");
-                continue;
-            }
-            if let Some(limiter) = &self.limiter {
-                if !limiter.allow(peer.ip(), Instant::now()) {
+            match judge(peer, self.limiter.as_deref(), Instant::now) {
+                Verdict::Echo => {}
+                Verdict::Reflection => {
+                    self.stats.dropped_reflection.fetch_add(1, Relaxed);
+                    debug!(listener = %self.url, %peer, bytes = n,
+                        "dropped datagram from a reflection port (echo, chargen and the like)");
+                    continue;
+                }
+                Verdict::RateLimited => {
                     self.stats.dropped_rate_limit.fetch_add(1, Relaxed);
                     debug!(listener = %self.url, %peer, bytes = n, "dropped datagram over the rate limit");
                     continue;

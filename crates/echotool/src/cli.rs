@@ -270,7 +270,7 @@ pub struct BenchArgs {
     pub runs: u32,
     /// Open loop: send this many messages per second in total, on schedule, and count latency
     /// from the scheduled time, so a stalled server shows in the tail (no coordinated omission).
-    #[arg(long, value_name = "MSGS_PER_SEC")]
+    #[arg(long, value_name = "MSGS_PER_SEC", value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Only the set-up scenario: connect (and handshake), one echo, close, as fast as possible.
     #[arg(long, conflicts_with = "scenario")]
@@ -466,6 +466,10 @@ fn parse_tls_version(text: &str) -> Result<TlsVersion, String> {
 
 fn parse_size(text: &str) -> Result<usize, String> {
     echotool_core::size::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    echotool_bench::parse_rate(text).map_err(|e| e.to_string())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

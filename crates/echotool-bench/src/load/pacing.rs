@@ -42,7 +42,7 @@ pub(super) fn pacing(drive: &Drive) -> (Schedule, Slots) {
     (
         Schedule {
             freed: rx,
-            interval: drive.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            interval: drive.rate.map(crate::send_interval),
             next: now,
             rate: drive.rate,
             unsent: 0,
