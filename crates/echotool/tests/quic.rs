@@ -546,3 +546,65 @@ fn sslkeylogfile_is_honoured_with_a_warning_on_both_sides() {
         }
     }
 }
+
+/// RFC 9000 §8.1: before a client's address is validated, the server sends at most three times
+/// what it received from it, probes included, or QUIC amplifies spoofed traffic. One real
+/// client Initial (aioquic's) from an address that never answers, as a spoofed source would:
+/// quinn 0.11.19 as published sent 1 200 + 222 at once and two 1 200-byte probes a second
+/// later, 3 822 bytes (3.19×); vendor/quinn-proto carries the fix.
+#[test]
+fn an_address_that_never_answers_gets_at_most_three_times_what_it_sent() {
+    require_aioquic();
+    let dir = certs();
+    // The ephemeral self-signed certificate, and a chain from `echotool certs` (a larger first
+    // flight), each from two source addresses.
+    let (ephemeral, _pin) = ephemeral("127.0.0.1:0");
+    let chained = quic_server(&dir, "127.0.0.1:0", &[]);
+    let mut runs = Vec::new();
+    for server in [&ephemeral, &chained] {
+        for source in ["127.0.0.1", "127.0.0.7"] {
+            let mut peer = python();
+            peer.args([AMPLIFICATION, "127.0.0.1", &server.port().to_string()])
+                // The excess, when there was one, came with the first probe, one second in;
+                // 2.5 s of silence after the last datagram is past the next probe's time.
+                .args(["--source", source, "--quiet", "2.5", "--window", "10"]);
+            runs.push((source, thread::spawn(move || run(peer, b""))));
+        }
+    }
+    for (source, run) in runs {
+        let out = run.join().unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        let report = String::from_utf8_lossy(&out.stdout);
+        let sent = json_number(&report, "\"sent\": ");
+        let received = json_number(&report, "\"received\": ");
+        assert!(sent >= 1200, "the Initial was {sent} bytes: {report}");
+        // The server did answer: the test would pass trivially otherwise.
+        assert!(received >= 1200, "from {source}: {report}");
+        assert!(
+            received <= 3 * sent,
+            "from {source}: the server sent {received} bytes for {sent} received ({:.2}×): {}",
+            received as f64 / sent as f64,
+            report
+        );
+    }
+}
+
+const AMPLIFICATION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/peers/quic_amplification.py"
+);
+
+/// The number after `key` in the peer's one-line JSON.
+fn json_number(json: &str, key: &str) -> u64 {
+    let at = json
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + key.len();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key} in {json}"))
+}
