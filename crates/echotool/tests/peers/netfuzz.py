@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A network fuzzer against a running `echotool serve` (issue 20), standard library only.
+"""A network fuzzer against a running `echotool serve` (issue 20): the standard library, and
+aioquic (the test peers' venv) to build fresh QUIC Initials.
 
 The parsers have their own cargo-fuzz targets (fuzz/); this one attacks the running server
 from outside, the way a hostile network would, while a well-behaved client (`echotool bench`,
@@ -12,7 +13,11 @@ started by the caller) keeps echoing next to it:
   quic_mutated      real QUIC Initials (tests/data/quic-initials/) mutated: bytes, lengths,
                     versions, connection IDs, packet types, truncated, extended, duplicated
   quic_storm        the real Initials replayed at once from many fresh source ports
-                    (counted per datagram)
+                    (counted per datagram); a replay carries its capture's connection ID,
+                    so the server routes it to the connection the first copy opened
+  quic_fresh_storm  Initials with fresh connection IDs (built by aioquic) sent at once from
+                    fresh source ports and abandoned: real handshakes the server starts and
+                    must time out (counted per connection)
   tls_hello         a real ClientHello (Python ssl) truncated, mutated or split in 1-byte
                     records, then a FIN or a reset
   tls_garbage       random bytes, records of random type, version and length
@@ -29,7 +34,7 @@ Usage:
              --initials DIR [--seconds S] [--seed N] [--rate ACTIONS_PER_SEC]
 
 Prints `netfuzz seed N` on stderr at once (run again with --seed N to repeat the same
-choices), and one JSON object on stdout at the end: what was sent, per kind, and the
+choices; only the keys and connection IDs aioquic draws for quic_fresh_storm differ), and one JSON object on stdout at the end: what was sent, per kind, and the
 anomalies seen from the outside (a UDP reply that is not an echo, a TLS echo that differs).
 Exit status 0 when it ran to the end, 1 when it saw an anomaly, 2 on bad arguments.
 """
@@ -46,6 +51,9 @@ import struct
 import sys
 import time
 
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
 # The largest UDP payload over IPv4.
 MAX_DATAGRAM = 65507
 # Each wait for the server (a connect, an echo, its close) ends after this; a server that
@@ -61,6 +69,7 @@ KINDS = {
     "quic_random": 10,
     "quic_mutated": 26,
     "quic_storm": 2,
+    "quic_fresh_storm": 1,
     "tls_hello": 8,
     "tls_garbage": 8,
     "tls_absurd": 4,
@@ -116,6 +125,9 @@ class Fuzzer:
         self.max_sent_udp = 0
         self.initials = self.load_initials(args.initials)
         self.tls = ssl.create_default_context(cafile=args.ca)
+        self.quic = QuicConfiguration(
+            is_client=True, alpn_protocols=["echo"], server_name="localhost", verify_mode=ssl.CERT_NONE
+        )
         self.hellos = [self.client_hello() for _ in range(4)]
         # Sources on several loopback addresses, bound once: (socket, pending echoes).
         self.udp_sources = [self.udp_source() for _ in range(24)]
@@ -315,6 +327,26 @@ class Fuzzer:
         for sock in socks:
             sock.close()
 
+    def quic_fresh_storm(self):
+        """A first flight per connection with its own connection IDs, each from a fresh source
+        port that is closed at once: a handshake the server starts and nobody finishes."""
+        socks = []
+        for _ in range(self.args.fresh_storm):
+            client = QuicConnection(configuration=self.quic)
+            client.connect((self.args.host, self.args.quic), now=time.monotonic())
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((self.loopback_address(), 0))
+                flight = client.datagrams_to_send(now=time.monotonic())
+                for datagram, _ in flight:
+                    sock.sendto(datagram, (self.args.host, self.args.quic))
+                self.count("quic_fresh_storm", sum(len(d) for d, _ in flight))
+            except OSError as err:
+                self.info[f"quic_send_error_{err.errno}"] += 1
+            socks.append(sock)
+        for sock in socks:
+            sock.close()
+
     # ---------------------------------------------------------------- TLS and TCP
 
     def tls_hello(self):
@@ -487,6 +519,9 @@ def main():
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--rate", type=float, default=400.0, help="actions per second, at most")
     parser.add_argument("--storm", type=int, default=64, help="connections per storm")
+    parser.add_argument(
+        "--fresh-storm", type=int, default=8, help="handshakes per storm of fresh QUIC Initials"
+    )
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().getrandbits(32)
