@@ -588,20 +588,35 @@ impl Connection {
                 }
 
                 // Anti-amplification is only based on `total_sent`, which gets
-                // updated at the end of this method. Therefore we pass the capacity
-                // of the datagrams that are already created, plus the largest the
-                // next one can be. [echotool patch] Upstream passed 1 byte for the
-                // next datagram and allowed a full MTU whenever any budget was left
+                // updated at the end of this method. Therefore we pass the amount
+                // of bytes for datagrams that are already created, as well as the
+                // bytes for starting another datagram.
+                //
+                // [echotool patch] During the handshake that is the capacity of the
+                // datagrams already built plus the largest the next one can be (the
+                // segment size, or the minimum MTU for a loss probe). Upstream passed
+                // 1 byte and allowed a full MTU whenever any budget was left
                 // (https://github.com/quinn-rs/quinn/issues/1082), which let a server
-                // send 3x + one MTU to an unvalidated address: RFC 9000 §8.1 and
-                // RFC 9002 §6.2.2.1 count every byte, probes included.
-                let next_datagram_max = match self.spaces[space_id].loss_probes {
-                    0 => segment_size,
-                    _ => std::cmp::min(segment_size, usize::from(min_mtu)),
+                // send 3x + one MTU to the address of an Initial it had not validated:
+                // RFC 9000 §8.1 and RFC 9002 §6.2.2.1 count every byte, probes
+                // included. After the handshake (a migrated path) upstream's rule is
+                // kept: a path challenge must get through, and sizing it to the budget
+                // is a larger change (see PATCHED.md).
+                let next_datagram_max = match (
+                    self.state.is_handshake(),
+                    self.spaces[space_id].loss_probes,
+                ) {
+                    (false, _) => 1,
+                    (true, 0) => segment_size as u64,
+                    (true, _) => u64::from(min_mtu).min(segment_size as u64),
+                };
+                let already = match self.state.is_handshake() {
+                    true => buf_capacity as u64,
+                    false => segment_size as u64 * (num_datagrams as u64),
                 };
                 if self
                     .path
-                    .anti_amplification_blocked(buf_capacity as u64 + next_datagram_max as u64)
+                    .anti_amplification_blocked(already + next_datagram_max)
                 {
                     trace!("blocked by anti-amplification");
                     break;
@@ -1886,12 +1901,17 @@ impl Connection {
                 && self.spaces[SpaceId::Handshake].crypto.is_none())
     }
 
-    /// [echotool patch] Whether the anti-amplification budget is too small for a loss probe,
-    /// the smallest datagram `poll_transmit` would start: the probe timer is then not armed
-    /// (RFC 9002 §6.2.2.1) until the peer's next datagram raises the budget.
+    /// [echotool patch] Whether, during the handshake, the anti-amplification budget is too
+    /// small for a loss probe, the smallest datagram `poll_transmit` would start there: the
+    /// probe timer is then not armed (RFC 9002 §6.2.2.1) until the peer's next datagram
+    /// raises the budget.
     fn anti_amplification_blocks_probe(&self) -> bool {
-        let probe = Ord::min(self.config.min_mtu, self.path.current_mtu());
-        self.path.anti_amplification_blocked(u64::from(probe))
+        let probe = match self.state.is_handshake() {
+            true => u64::from(Ord::min(self.config.min_mtu, self.path.current_mtu())),
+            // Upstream's rule after the handshake, as in `poll_transmit`.
+            false => 1,
+        };
+        self.path.anti_amplification_blocked(probe)
     }
 
     fn set_loss_detection_timer(&mut self, now: Instant) {

@@ -2777,8 +2777,13 @@ fn server_can_send_3_inital_packets() {
     pair.drive_client();
     // Server sends first flight, gets blocked on anti-amplification
     pair.drive_server();
-    // Server should have queued 3 packets at this time
-    assert_eq!(pair.client.inbound.len(), 3);
+    // [echotool patch] The server sends what three times the client's Initial allows, and no
+    // more: upstream expected 3 full datagrams here (3 600 bytes) for a 1 184-byte Initial,
+    // 3 552 bytes of budget.
+    let sent: usize = pair.client.inbound.iter().map(|(_, _, d)| d.len()).sum();
+    let received = pair.server_conn_mut(ConnectionHandle(0)).total_recvd() as usize;
+    assert!(sent <= 3 * received, "{sent} sent for {received} received");
+    assert!(pair.client.inbound.len() >= 2);
 
     pair.drive();
     assert_matches!(
