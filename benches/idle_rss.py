@@ -18,9 +18,16 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 if hard < count + 100:
     sys.exit(f"error: {count} connections need {count + 100} open files; the hard limit is {hard}")
 server = subprocess.Popen(
-    ["sh", "-c", f"ulimit -n {hard} && exec taskset -c {cpu} {binary} -q serve -l 127.0.0.1:0"],
+    ["sh", "-c", f"ulimit -n {hard} && exec taskset -c {cpu} {binary} serve -l 127.0.0.1:0"],
     stderr=subprocess.PIPE, text=True)
-line = server.stderr.readline()
+# Not `-q`: it silences the `listening on` line too. The first lines are status, so at most a
+# few are read.
+for _ in range(20):
+    line = server.stderr.readline()
+    if line.startswith("listening on ") or not line:
+        break
+if not line.startswith("listening on "):
+    sys.exit(f"error: the server did not say where it listens: {line!r}")
 port = int(line.strip().rsplit(":", 1)[1])
 
 

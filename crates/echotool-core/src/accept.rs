@@ -175,7 +175,6 @@ where
     S: AcceptSource,
     H: Handshake<S::Incoming>,
 {
-    let handshake = Arc::new(handshake);
     let swept = match source.closes_idle_connections() {
         true => Limits {
             idle_timeout: None,
@@ -184,7 +183,13 @@ where
         false => limits.clone(),
     };
     let mut admission = Admission::new(&swept, &ctx.url);
-    let stop = Latch::following(&ctx.shutdown);
+    // One allocation for what every connection shares, not a copy of it in each (issue 19).
+    let shared = Arc::new(Shared {
+        handshake,
+        stop: Latch::following(&ctx.shutdown),
+        ctx: ctx.clone(),
+        handshake_timeout: limits.handshake_timeout,
+    });
     let mut backoff = AcceptBackoff::default();
     while let Some(reserved) = admission.reserve(&ctx.shutdown).await {
         let accepted = tokio::select! {
@@ -212,15 +217,18 @@ where
             source.refuse(incoming);
             continue;
         };
-        let handler = Handler {
-            handshake: handshake.clone(),
-            stop: stop.clone(),
-            ctx: ctx.clone(),
-            limits: limits.clone(),
-            peer,
-            _slot: slot,
-        };
-        admission.spawn(peer, |activity| handler.run(incoming, activity));
+        // Boxed: the task would otherwise keep the accepted item's room (384 bytes for QUIC)
+        // for the life of the connection; the handshake frees the box.
+        let incoming = Box::new(incoming);
+        let shared = shared.clone();
+        admission.spawn(slot, peer, |slot, activity| {
+            let handler = Handler {
+                shared,
+                peer,
+                _slot: slot,
+            };
+            handler.run(incoming, activity)
+        });
     }
     // Refusing newcomers now, while the others drain.
     source.stop_accepting();
@@ -228,62 +236,105 @@ where
     source.finish().await;
 }
 
-/// One connection: handshake, echo, and the bookkeeping around them.
-struct Handler<H> {
-    /// Shared by all connections; performs the handshake.
-    handshake: Arc<H>,
+/// What every connection of one listener shares, behind one `Arc`.
+struct Shared<H> {
+    /// Performs the handshake.
+    handshake: H,
     /// Fires at shutdown: cheap to wait on beside the socket.
     stop: Latch,
     /// Listener name, counters and the shutdown signal.
     ctx: ServeContext,
-    /// Timeouts for this connection.
-    limits: Limits,
+    /// The only limit a connection applies itself (the others are the loop's and the sweep's).
+    handshake_timeout: Duration,
+}
+
+/// One connection: handshake, echo, and the bookkeeping around them. Kept small: every idle
+/// connection's task holds one for its whole life (issue 19).
+struct Handler<H> {
+    /// What all connections share.
+    shared: Arc<Shared<H>>,
     /// Who is on the other side, for logs.
     peer: Peer,
-    /// Held for the life of the connection; dropping it lets the next one in.
+    /// Held for the life of the connection; dropping it lets the next one in, and the drain
+    /// waits for every one.
     _slot: Slot,
 }
 
 impl<H> Handler<H> {
-    async fn run<I>(self, incoming: I, activity: Activity)
+    /// The connection's task. Not an `async fn`: rustc keeps an async fn's arguments and the
+    /// locals they are moved into side by side for the life of the future, so every idle
+    /// connection would carry its handler and accepted item twice. The block captures each
+    /// once, and the handshake (the largest state, with its timer) runs in a box of its own
+    /// that is freed when it ends.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice (issue 19)"
+    )]
+    fn run<I>(
+        self,
+        incoming: Box<I>,
+        activity: Activity,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         H: Handshake<I>,
+        I: Send + 'static,
     {
-        let _open = self.ctx.stats.open_connection();
-        debug!(listener = %self.ctx.url, peer = %self.peer, "accepted");
-        let started = self.handshake.handshake(incoming, self.peer);
-        let limit = self.limits.handshake_timeout;
-        let Some(established) = handshake(started, limit, &self.ctx, self.peer).await else {
-            return;
-        };
-        match established.connected {
-            Connected::Stream(mut stream) => {
-                let mut conn = ConnStats::default();
-                let echoed = echo_stream(
-                    &mut *stream,
-                    &self.ctx.stats,
-                    &mut conn,
-                    &activity,
-                    &self.stop,
-                );
-                self.ended(echoed.await, &conn, "closed");
-            }
-            Connected::Multiplexed(conn) => {
-                self.serve_multiplexed(conn, established.finishing, activity)
-                    .await;
+        async move {
+            let _open = self.shared.ctx.stats.open_connection();
+            let Some(Established {
+                connected,
+                finishing,
+            }) = Box::pin(self.establish(incoming)).await
+            else {
+                return;
+            };
+            match connected {
+                Connected::Stream(mut stream) => {
+                    drop(finishing);
+                    let mut conn = ConnStats::default();
+                    let shared = &*self.shared;
+                    let echoed = echo_stream(
+                        &mut *stream,
+                        &shared.ctx.stats,
+                        &mut conn,
+                        &activity,
+                        &shared.stop,
+                    );
+                    self.ended(echoed.await, &conn, "closed");
+                }
+                // Boxed: its state is larger than a stream's, and would make every stream
+                // connection's task larger too.
+                Connected::Multiplexed(conn) => {
+                    Box::pin(self.serve_multiplexed(conn, finishing, activity)).await;
+                }
             }
         }
     }
 
+    /// The handshake under its timeout; `None` (counted and logged) when it failed.
+    async fn establish<I>(&self, incoming: Box<I>) -> Option<Established>
+    where
+        H: Handshake<I>,
+    {
+        let shared = &*self.shared;
+        debug!(listener = %shared.ctx.url, peer = %self.peer, "accepted");
+        let started = {
+            // The box is freed at the end of this block, as the handshake takes the item.
+            let incoming = incoming;
+            shared.handshake.handshake(*incoming, self.peer)
+        };
+        handshake(started, shared.handshake_timeout, &shared.ctx, self.peer).await
+    }
+
     /// Logs how one echo loop ended; an error counts.
     fn ended(&self, end: io::Result<EchoEnd>, conn: &ConnStats, what: &'static str) {
-        let (url, peer) = (&self.ctx.url, self.peer);
+        let (url, peer) = (&self.shared.ctx.url, self.peer);
         match end {
             Ok(end) => {
                 debug!(listener = %url, %peer, ?end, bytes = conn.bytes, messages = conn.messages, "{what}");
             }
             Err(err) => {
-                self.ctx.stats.record_error();
+                self.shared.ctx.stats.record_error();
                 debug!(listener = %url, %peer, error = %err, bytes = conn.bytes,
                     messages = conn.messages, "connection error");
             }
@@ -299,10 +350,10 @@ impl<H> Handler<H> {
         finishing: Option<Finishing>,
         activity: Activity,
     ) {
-        let stats = &self.ctx.stats;
+        let stats = &self.shared.ctx.stats;
         let mut streams = JoinSet::new();
-        let mut stopped = self.stop.fired();
-        let limit = self.limits.handshake_timeout;
+        let mut stopped = self.shared.stop.fired();
+        let limit = self.shared.handshake_timeout;
         let mut finishing = finishing.map(|f| Box::pin(tokio::time::timeout(limit, f)));
         // Failed: the handshake failure was counted, so the connection's end is not an error.
         let mut failed = false;
@@ -313,14 +364,14 @@ impl<H> Handler<H> {
                         activity.touch();
                         let echo = StreamEcho {
                             stats: stats.clone(),
-                            stop: self.stop.clone(),
+                            stop: self.shared.stop.clone(),
                             activity: activity.clone(),
                         };
                         streams.spawn(echo.run(stream));
                     }
                     Arrival::Datagram { bytes, echoed } => {
                         activity.touch();
-                        record_datagram(stats, bytes, echoed, &self.ctx.url, self.peer);
+                        record_datagram(stats, bytes, echoed, &self.shared.ctx.url, self.peer);
                     }
                     Arrival::Closed { error } => break error,
                 },
@@ -349,9 +400,9 @@ impl<H> Handler<H> {
         match error {
             Some(err) if !failed => {
                 stats.record_error();
-                debug!(listener = %self.ctx.url, peer = %self.peer, error = %err, "connection error");
+                debug!(listener = %self.shared.ctx.url, peer = %self.peer, error = %err, "connection error");
             }
-            _ => debug!(listener = %self.ctx.url, peer = %self.peer, "closed"),
+            _ => debug!(listener = %self.shared.ctx.url, peer = %self.peer, "closed"),
         }
     }
 }
@@ -364,8 +415,8 @@ impl<H> Handler<H> {
             Ok(Err(err)) => err.to_string(),
             Err(join) => join.to_string(),
         };
-        self.ctx.stats.record_error();
-        debug!(listener = %self.ctx.url, peer = %self.peer, error = %err, "stream error");
+        self.shared.ctx.stats.record_error();
+        debug!(listener = %self.shared.ctx.url, peer = %self.peer, error = %err, "stream error");
     }
 
     /// How a handshake finishing in the background ended; counts and logs a failure or a
@@ -378,12 +429,12 @@ impl<H> Handler<H> {
         match done {
             Ok(Ok(())) => true,
             Ok(Err(err)) => {
-                handshake_failed(&self.ctx, self.peer, &err);
+                handshake_failed(&self.shared.ctx, self.peer, &err);
                 false
             }
             Err(_) => {
-                let limit = self.limits.handshake_timeout;
-                handshake_timed_out(&self.ctx, self.peer, limit);
+                let limit = self.shared.handshake_timeout;
+                handshake_timed_out(&self.shared.ctx, self.peer, limit);
                 conn.close("handshake timeout");
                 false
             }

@@ -7,6 +7,11 @@
 //! cost more than the rest of the echo's own work per message. A connection marks activity by
 //! copying a coarse clock the sweeper advances (two relaxed atomics); the sweeper aborts
 //! connections that have been idle for the limit (closed within two ticks of it).
+//!
+//! Every connection holds its slot under the limit for as long as it runs, so the drain waits
+//! for all slots to come back rather than keeping a handle per task: under a sweep, the
+//! sweep's own entry is the only thing kept per connection (issue 19: a `JoinSet` entry was
+//! another allocation for every idle connection).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,15 +30,18 @@ use crate::{EchoStats, Limits, OnLimit};
 
 /// The connection limit and the connection tasks of one listener.
 pub struct Admission {
-    /// One permit per connection that may be open.
+    /// One permit per connection that may be open; each connection holds its own until it
+    /// ends, so all of them back means every connection has ended.
     permits: Arc<Semaphore>,
+    /// How many permits there are.
+    max_conns: usize,
     /// What happens beyond the limit.
     on_limit: OnLimit,
     /// How long connections may finish at shutdown.
     drain_timeout: Duration,
-    /// Every connection's task, waited for at shutdown and aborted after the drain timeout.
+    /// Without an idle sweep, every connection's task, to abort after the drain timeout.
     /// (Aborting costs a connection nothing while it runs, unlike a cancellation future
-    /// polled beside it on every wake-up.)
+    /// polled beside it on every wake-up.) With a sweep, the sweep's entries do this.
     tasks: JoinSet<()>,
     /// The idle sweep, when there is an idle timeout.
     idle: Option<IdleSweep>,
@@ -52,7 +60,9 @@ struct IdleSweep {
 struct Watched {
     last: Arc<AtomicU64>,
     abort: AbortHandle,
-    peer: String,
+    /// For the log line; kept as the address itself, not as text (a second allocation for
+    /// every idle connection, issue 19).
+    peer: crate::Peer,
 }
 
 /// A connection's activity mark: [`Activity::touch`] after each message.
@@ -87,8 +97,10 @@ impl Admission {
     /// Admission under `limits`; with an idle timeout, starts the sweeper (needs a runtime).
     /// `url` names the listener in logs.
     pub fn new(limits: &Limits, url: &str) -> Self {
+        let max_conns = limits.max_conns.max(1);
         Admission {
-            permits: Arc::new(Semaphore::new(limits.max_conns.max(1))),
+            permits: Arc::new(Semaphore::new(max_conns)),
+            max_conns,
             on_limit: limits.on_limit,
             drain_timeout: limits.drain_timeout,
             tasks: JoinSet::new(),
@@ -125,29 +137,37 @@ impl Admission {
     }
 
     /// Runs a connection until it ends, the idle sweep ends it, or the drain is cut. The
-    /// connection gets its [`Activity`] mark to touch after each message.
-    pub fn spawn<F>(&mut self, peer: crate::Peer, connection: impl FnOnce(Activity) -> F)
-    where
+    /// connection gets its slot, which it must hold for as long as it runs (the drain waits
+    /// for every slot), and its [`Activity`] mark to touch after each message.
+    pub fn spawn<F>(
+        &mut self,
+        slot: Slot,
+        peer: crate::Peer,
+        connection: impl FnOnce(Slot, Activity) -> F,
+    ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        // Finished connections leave their (empty) results behind; collect them as we go.
-        while self.tasks.try_join_next().is_some() {}
         let Some(idle) = &mut self.idle else {
-            self.tasks.spawn(connection(Activity::unwatched()));
+            // Finished connections leave their (empty) results behind; collect them as we go.
+            while self.tasks.try_join_next().is_some() {}
+            self.tasks.spawn(connection(slot, Activity::unwatched()));
             return;
         };
         let last = Arc::new(AtomicU64::new(idle.clock.load(Relaxed)));
         let activity = Activity {
             marks: Some((idle.clock.clone(), last.clone())),
         };
-        let abort = self.tasks.spawn(connection(activity));
+        // Not joined: the drain waits for the slot, and the sweep entry can abort it.
+        let abort = tokio::spawn(connection(slot, activity)).abort_handle();
         idle.next_key += 1;
-        let watched = Watched {
-            last,
-            abort,
-            peer: peer.to_string(),
-        };
+        let watched = Watched { last, abort, peer };
         lock_ignoring_poison(&idle.watched).insert(idle.next_key, watched);
+    }
+
+    /// Connections open now.
+    fn open(&self) -> usize {
+        self.max_conns
+            .saturating_sub(self.permits.available_permits())
     }
 
     /// Admits no more and waits for the connections to finish; after the drain timeout, cuts
@@ -156,15 +176,38 @@ impl Admission {
         if let Some(idle) = &self.idle {
             idle.sweeper.abort();
         }
-        let finished = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.drain_timeout, finished)
+        let permits = self.permits.clone();
+        let max_conns = self.max_conns;
+        if tokio::time::timeout(self.drain_timeout, all_back(&permits, max_conns))
             .await
             .is_err()
         {
-            warn!(listener = %url, open = self.tasks.len(), "drain timeout passed; closing the rest");
+            warn!(listener = %url, open = self.open(), "drain timeout passed; closing the rest");
             self.tasks.abort_all();
-            while self.tasks.join_next().await.is_some() {}
+            if let Some(idle) = &self.idle {
+                for watched in lock_ignoring_poison(&idle.watched).values() {
+                    watched.abort.abort();
+                }
+            }
+            all_back(&permits, max_conns).await;
         }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Waits until all `max_conns` slots are back: every connection has ended (an aborted one
+/// gives its slot back as its task drops it).
+async fn all_back(permits: &Semaphore, max_conns: usize) {
+    let mut held = Vec::new();
+    let mut left = max_conns;
+    while left > 0 {
+        let n = u32::try_from(left).unwrap_or(u32::MAX);
+        match permits.acquire_many(n).await {
+            Ok(permit) => held.push(permit),
+            // Closed: nobody can hold a slot any more.
+            Err(_) => return,
+        }
+        left -= n as usize;
     }
 }
 
@@ -217,16 +260,23 @@ mod tests {
             ..Limits::default()
         };
         let mut admission = Admission::new(&limits, "test://");
+        let (shutdown, stats) = (CancellationToken::new(), EchoStats::default());
         let peer = crate::Peer::Ip("127.0.0.1:1".parse().unwrap());
         let (idle_done, busy_done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let flag = idle_done.clone();
-        admission.spawn(peer, move |_activity| async move {
+        let reserved = admission.reserve(&shutdown).await.expect("a slot");
+        let slot = admission.admit(reserved, &stats).expect("admitted");
+        admission.spawn(slot, peer, move |slot, _activity| async move {
+            let _slot = slot;
             // Never touches its activity mark.
             std::future::pending::<()>().await;
             flag.store(1, Relaxed);
         });
         let flag = busy_done.clone();
-        admission.spawn(peer, move |activity| async move {
+        let reserved = admission.reserve(&shutdown).await.expect("a slot");
+        let slot = admission.admit(reserved, &stats).expect("admitted");
+        admission.spawn(slot, peer, move |slot, activity| async move {
+            let _slot = slot;
             for _ in 0..30 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 activity.touch();
@@ -234,8 +284,11 @@ mod tests {
             flag.store(1, Relaxed);
         });
         tokio::time::sleep(Duration::from_millis(1600)).await;
-        assert_eq!(admission.tasks.len(), 2, "the busy one is still running");
-        let _ = admission.tasks.join_next().await; // the idle one, aborted
+        assert_eq!(
+            admission.open(),
+            1,
+            "the idle one was ended, the busy one runs"
+        );
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(busy_done.load(Relaxed), 1, "the busy one ran to its end");
         assert_eq!(
@@ -243,5 +296,36 @@ mod tests {
             0,
             "the idle one never finished by itself"
         );
+        assert_eq!(admission.open(), 0);
+        tokio::time::timeout(Duration::from_secs(1), admission.drain("test://"))
+            .await
+            .expect("nothing left to drain");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_waits_then_cuts_with_and_without_a_sweep() {
+        for idle_timeout in [Some(Duration::from_secs(3600)), None] {
+            let limits = Limits {
+                idle_timeout,
+                drain_timeout: Duration::from_secs(2),
+                ..Limits::default()
+            };
+            let mut admission = Admission::new(&limits, "test://");
+            let (shutdown, stats) = (CancellationToken::new(), EchoStats::default());
+            let peer = crate::Peer::Ip("127.0.0.1:1".parse().unwrap());
+            for _ in 0..2 {
+                let reserved = admission.reserve(&shutdown).await.expect("a slot");
+                let slot = admission.admit(reserved, &stats).expect("admitted");
+                admission.spawn(slot, peer, |slot, _| async move {
+                    let _slot = slot;
+                    std::future::pending::<()>().await;
+                });
+            }
+            let start = tokio::time::Instant::now();
+            tokio::time::timeout(Duration::from_secs(10), admission.drain("test://"))
+                .await
+                .expect("the drain cuts what is left");
+            assert_eq!(start.elapsed(), Duration::from_secs(2), "{idle_timeout:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The echo loop for byte streams: read what arrives, write it back, exactly, until the peer
 //! half-closes.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
@@ -93,50 +93,59 @@ pub struct ConnStats {
 ///
 /// The hot path arms no timer, takes no lock and allocates nothing: the shutdown signal is one
 /// lock-free future, buffers come from the thread's spares, and activity is a relaxed store.
-pub async fn echo_stream<S: ByteStream + ?Sized>(
-    stream: &mut S,
-    stats: &EchoStats,
-    conn: &mut ConnStats,
-    activity: &Activity,
-    shutdown: &Latch,
-) -> io::Result<EchoEnd> {
-    let mut cancelled = shutdown.fired();
-    let end = loop {
-        // The read takes a buffer from the thread's spares each time it is polled and gives it
-        // back when it would wait, so a connection holds a buffer only while data is there.
-        // `biased`: data that has arrived is echoed even while shutting down; a connection
-        // ends on shutdown only when it would have to wait.
-        let read = poll_fn(|cx| {
-            let mut buf = Buffer::take();
-            let mut dst = ReadBuf::new(&mut buf);
-            match Pin::new(&mut *stream).poll_read(cx, &mut dst) {
-                Poll::Ready(Ok(())) => {
-                    let n = dst.filled().len();
-                    Poll::Ready(Ok((buf, n)))
+///
+/// Not an `async fn`: rustc would keep its five arguments twice in the future, which every
+/// idle connection's task holds for its whole life (issue 19).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice (issue 19)"
+)]
+pub fn echo_stream<'a, S: ByteStream + ?Sized>(
+    stream: &'a mut S,
+    stats: &'a EchoStats,
+    conn: &'a mut ConnStats,
+    activity: &'a Activity,
+    shutdown: &'a Latch,
+) -> impl Future<Output = io::Result<EchoEnd>> + Send + 'a {
+    async move {
+        let mut cancelled = shutdown.fired();
+        let end = loop {
+            // The read takes a buffer from the thread's spares each time it is polled and gives it
+            // back when it would wait, so a connection holds a buffer only while data is there.
+            // `biased`: data that has arrived is echoed even while shutting down; a connection
+            // ends on shutdown only when it would have to wait.
+            let read = poll_fn(|cx| {
+                let mut buf = Buffer::take();
+                let mut dst = ReadBuf::new(&mut buf);
+                match Pin::new(&mut *stream).poll_read(cx, &mut dst) {
+                    Poll::Ready(Ok(())) => {
+                        let n = dst.filled().len();
+                        Poll::Ready(Ok((buf, n)))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
+            });
+            let (buf, n) = tokio::select! {
+                biased;
+                read = read => read?,
+                () = &mut cancelled => break EchoEnd::Shutdown,
+            };
+            if n == 0 {
+                break EchoEnd::PeerClosed;
             }
-        });
-        let (buf, n) = tokio::select! {
-            biased;
-            read = read => read?,
-            () = &mut cancelled => break EchoEnd::Shutdown,
+            activity.touch();
+            // A peer that stops reading stalls the write; the sweep counts that as idle too.
+            stream.write_all(&buf[..n]).await?;
+            stream.flush().await?;
+            stats.record_echo(n);
+            conn.bytes += n as u64;
+            conn.messages += 1;
         };
-        if n == 0 {
-            break EchoEnd::PeerClosed;
-        }
-        activity.touch();
-        // A peer that stops reading stalls the write; the sweep counts that as idle too.
-        stream.write_all(&buf[..n]).await?;
-        stream.flush().await?;
-        stats.record_echo(n);
-        conn.bytes += n as u64;
-        conn.messages += 1;
-    };
-    // The peer may already be gone; that is not an error worth reporting.
-    let _ = stream.shutdown().await;
-    Ok(end)
+        // The peer may already be gone; that is not an error worth reporting.
+        let _ = stream.shutdown().await;
+        Ok(end)
+    }
 }
 
 #[cfg(test)]

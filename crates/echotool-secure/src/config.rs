@@ -14,6 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::certs::{self, parse_fingerprint};
 use crate::pem::{load_certs, load_key, load_roots};
+use crate::session_cache::SessionCache;
 use crate::verify::{ClientVerifier, Listed, Trust, Verifier, VerifyLog};
 use crate::{TlsError, error::SERVER_FILES_HINT};
 
@@ -177,7 +178,8 @@ pub fn ephemeral_names(asked: &echotool_core::HostPort) -> Vec<String> {
     }
 }
 
-/// Sessions a QUIC server remembers for resumption and 0-RTT.
+/// Sessions a QUIC server remembers for resumption and 0-RTT; the cache grows to this bound
+/// as clients come, and allocates nothing before (see [`SessionCache`]).
 const SESSION_CACHE: usize = 16 * 1024;
 
 /// Builds the server configuration. Without `--cert`/`--key` an ephemeral self-signed
@@ -239,7 +241,7 @@ pub fn server_config(
         config.max_early_data_size = u32::MAX;
         // Early data needs resumption state on the server (rustls refuses 0-RTT with stateless
         // tickets, which could be replayed): a bounded in-memory cache.
-        config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+        config.session_storage = Arc::new(SessionCache::new(SESSION_CACHE));
     } else {
         // Without early data, stateless tickets resume sessions with no memory per client.
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(config_err)?;

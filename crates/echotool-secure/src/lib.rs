@@ -23,6 +23,7 @@
 //! # Modules
 //! - [`certs`]: generating a CA, server and client certificates (`echotool certs`) and
 //!   ephemeral self-signed ones; fingerprints; a certificate in one line.
+//! - `session_cache`: the QUIC server's bounded session cache, which allocates as it fills.
 //! - [`pem`]: reading certificates and keys from PEM files with errors that name the file
 //!   (with the `PemObject` trait of rustls-pki-types; rustls-pemfile is unmaintained).
 //! - [`config`]: rustls server and client configurations built from echotool's options, the
@@ -53,6 +54,7 @@ pub mod config;
 pub mod error;
 pub mod explain;
 pub mod pem;
+mod session_cache;
 mod verify;
 
 pub use certs::describe_certificate;
