@@ -83,3 +83,12 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo +nightly fu
   cargo install cargo-fuzz --locked --quiet
 fi
 scripts/fuzz.sh --no-log 5
+
+# The soak test's 60-second version (benches/soak.sh; the README's "Reliability" says what it
+# checks): every protocol under load at once, idle connections, churn and a client that never
+# reads, then a verdict on RSS drift, descriptors, tasks and every echo. Exit status 1 when the
+# verdict fails, which fails this script. It drives the debug binary `cargo test` just built
+# (dependencies are optimised even there, and rates are a share of the peak it measures), so CI
+# builds no release profile for it.
+SOAK_OUT="$target/soak-ci" ECHOTOOL="$target/debug/echotool" ECHOTOOL_PREBUILT=1 \
+  bash benches/soak.sh 60

@@ -281,6 +281,7 @@ impl Collector for EchoCollector {
         }
         encode_failed_handshakes(&mut encoder, &snapshots)?;
         encode_dropped(&mut encoder, &snapshots)?;
+        encode_tasks(&mut encoder)?;
         self.encode_build(&mut encoder)
     }
 }
@@ -350,6 +351,25 @@ fn encode_failed_handshakes(
         }
     }
     Ok(())
+}
+
+/// `echotool_tokio_tasks_alive`: the tasks alive now on the runtime that answers the scrape,
+/// which is the one every listener runs on. A task per connection, so a count that keeps
+/// rising while connections do not is a leak; the soak test (`benches/soak.sh`) watches it.
+/// Absent when the scrape runs outside a tokio runtime (unit tests).
+fn encode_tasks(encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Ok(());
+    };
+    let alive = runtime.metrics().num_alive_tasks();
+    let metric = encoder.encode_descriptor(
+        "echotool_tokio_tasks_alive",
+        "Tokio tasks alive now in the server's runtime: one per connection and listener, plus a \
+         few of the server's own.",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(u64::try_from(alive).unwrap_or(u64::MAX)).encode(metric)
 }
 
 /// `echotool_datagrams_dropped_total{listener, protocol, reason}`, every reason of every
@@ -543,5 +563,21 @@ mod tests {
                 .content_type()
                 .starts_with("text/plain; version=0.0.4")
         );
+    }
+
+    #[tokio::test]
+    async fn a_scrape_in_a_runtime_counts_its_tasks() {
+        let (stop, parked) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = parked.await;
+        });
+        let text = ready_metrics().encode(Format::Prometheus).unwrap();
+        let alive = samples(&text)
+            .into_iter()
+            .find_map(|l| l.strip_prefix("echotool_tokio_tasks_alive "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(alive.is_some_and(|n| n >= 1), "{text}");
+        drop(stop);
+        task.await.unwrap();
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! [`MetricsServer`] answers two requests and refuses the rest: `GET /metrics`, the counters of
 //! every listener read from its live [`echotool_core::EchoStats`] at scrape time (a collector,
-//! not a copy kept in sync), and `GET /healthz`, `200 ok` once every listener is bound and
-//! serving, `503` before and while draining ([`Metrics::ready`], [`Metrics::stopping`]). Any other
-//! path is 404, any other method 405. Requests are bounded: headers must arrive within a few
+//! not a copy kept in sync) and the tokio tasks alive in the server's runtime
+//! (`RuntimeMetrics::num_alive_tasks`, stable tokio: a leak of tasks shows), and
+//! `GET /healthz`, `200 ok` once every listener is bound and serving, `503` before and while
+//! draining ([`Metrics::ready`], [`Metrics::stopping`]). Any other path is 404, any other
+//! method 405. Requests are bounded: headers must arrive within a few
 //! seconds and fit in 16 KiB, a connection lives at most a minute, few connections are served at
 //! once, each in its own task, so a slow client holds up no other.
 //!
