@@ -134,10 +134,25 @@ impl Measurement {
             };
             let one = Drive { depth: 1, ..drive };
             streams.push((first, one));
-            for _ in 1..self.shape.depth {
-                match opener.open().await {
-                    Ok(stream) => streams.push((stream, one)),
-                    Err(err) => total.error(&err),
+            for opened in 1..self.shape.depth {
+                // A server grants a fixed number of concurrent streams (an echotool QUIC
+                // server 100): one more waits for credit that only a closed stream brings,
+                // and these stay open, so the wait is bounded and explained.
+                let wait = self.client.connect_timeout;
+                match tokio::time::timeout(wait, opener.open()).await {
+                    Ok(Ok(stream)) => streams.push((stream, one)),
+                    Ok(Err(err)) => total.error(&err),
+                    Err(_) => {
+                        total.error(&format!(
+                            "stream {} of {} could not be opened within {}: the server allows \
+                             {opened} concurrent streams per connection (an echotool QUIC \
+                             server allows 100); use --depth {opened} or less",
+                            opened + 1,
+                            self.shape.depth,
+                            echotool_core::duration::display(wait)
+                        ));
+                        break;
+                    }
                 }
             }
         }
