@@ -98,7 +98,7 @@ impl WsSocket {
 /// The server's close frame, in words.
 fn closed_by_server(message: &Message) -> io::Error {
     let said = match message.as_close() {
-        Some((code, reason)) if reason.is_empty() => format!("{}", u16::from(code)),
+        Some((code, "")) => format!("{}", u16::from(code)),
         Some((code, reason)) => format!("{} ({reason})", u16::from(code)),
         None => "no code".into(),
     };

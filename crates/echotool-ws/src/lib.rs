@@ -305,9 +305,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_above_the_limit_is_refused_with_1009_in_words() {
-        let mut opts = ServerOptions::default();
-        opts.websocket = WebSocketOptions {
-            max_message: Some(100),
+        let opts = ServerOptions {
+            websocket: WebSocketOptions {
+                max_message: Some(100),
+            },
+            ..ServerOptions::default()
         };
         let server = Loopback::serve(WsTransport::plain(), opts).await.unwrap();
         let err = server.echo(&[b'x'; 101], 1).await.unwrap_err().to_string();
