@@ -21,6 +21,8 @@ command -v ncat >/dev/null || missing+=(ncat)
 { command -v nc >/dev/null && nc -h 2>&1 | grep -q OpenBSD; } || missing+=(netcat-openbsd)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
+# The ws tests send plain HTTP requests to a WebSocket listener with curl.
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi

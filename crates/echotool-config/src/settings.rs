@@ -40,6 +40,8 @@ pub struct Settings {
     pub udp_rate_limit: Option<u32>,
     /// `--mode`.
     pub mode: Option<FileMode>,
+    /// `--ws-max-message`.
+    pub ws_max_message: Option<Bytes>,
     /// `--cert`.
     pub cert: Option<PathBuf>,
     /// `--key`.
@@ -74,6 +76,7 @@ impl Settings {
             workers,
             udp_rate_limit,
             mode,
+            ws_max_message,
             cert,
             key,
             client_ca,
@@ -113,6 +116,9 @@ impl Settings {
         if let Some(FileMode(mode)) = self.mode {
             opts.socket_file.mode = Some(mode);
         }
+        if let Some(Bytes(n)) = self.ws_max_message {
+            opts.websocket.max_message = Some(n);
+        }
         let tls = &mut opts.tls;
         if self.cert.is_some() {
             tls.cert.clone_from(&self.cert);
@@ -147,6 +153,7 @@ impl Settings {
             Workers => self.workers.is_some(),
             UdpRateLimit => self.udp_rate_limit.is_some(),
             Mode => self.mode.is_some(),
+            WsMaxMessage => self.ws_max_message.is_some(),
             Cert => self.cert.is_some(),
             Key => self.key.is_some(),
             ClientCa => self.client_ca.is_some(),
@@ -185,6 +192,7 @@ impl Settings {
             Workers => self.workers = None,
             UdpRateLimit => self.udp_rate_limit = None,
             Mode => self.mode = None,
+            WsMaxMessage => self.ws_max_message = None,
             Cert => self.cert = None,
             Key => self.key = None,
             ClientCa => self.client_ca = None,
@@ -208,6 +216,7 @@ impl Settings {
             Mode => self.mode.map(|m| u64::from(m.0)),
             RecvBuffer => whole(self.recv_buffer.map(|b| b.0)),
             SendBuffer => whole(self.send_buffer.map(|b| b.0)),
+            WsMaxMessage => whole(self.ws_max_message.map(|b| b.0)),
             IdleTimeout => millis(self.idle_timeout),
             HandshakeTimeout => millis(self.handshake_timeout),
             DrainTimeout => millis(self.drain_timeout),
@@ -413,7 +422,7 @@ mod tests {
         let all: Settings = toml::from_str(
             "max-conns = 1\non-limit = \"wait\"\nidle-timeout = 1\nhandshake-timeout = 1\n\
              drain-timeout = 1\nbacklog = 1\nnodelay = true\nrecv-buffer = 1\nsend-buffer = 1\n\
-             workers = 1\nudp-rate-limit = 1\nmode = \"0660\"\ncert = \"c\"\nkey = \"k\"\n\
+             workers = 1\nudp-rate-limit = 1\nmode = \"0660\"\nws-max-message = \"4M\"\ncert = \"c\"\nkey = \"k\"\n\
              client-ca = \"a\"\n\
              tls-version = \"1.3\"\nalpn = [\"echo\"]\n",
         )
@@ -438,6 +447,8 @@ mod tests {
             ("handshake-timeout = 0", Setting::HandshakeTimeout),
             ("alpn = [\"echo\", \"\"]", Setting::Alpn),
             ("mode = \"1777\"", Setting::Mode),
+            ("ws-max-message = 0", Setting::WsMaxMessage),
+            ("ws-max-message = \"2G\"", Setting::WsMaxMessage),
         ] {
             let settings: Settings = toml::from_str(text).unwrap();
             assert_eq!(settings.out_of_range(), Some(setting), "{text}");

@@ -46,7 +46,7 @@ pub use endpoint::{DEFAULT_PORT, Endpoint, HostPort};
 pub use error::{Error, Result};
 pub use options::{
     ClientOptions, DatagramServerOptions, Limits, OnLimit, ServerOptions, SocketFileOptions,
-    SocketOptions, TlsClientOptions, TlsServerOptions, TlsVersion,
+    SocketOptions, TlsClientOptions, TlsServerOptions, TlsVersion, WebSocketOptions,
 };
 pub use peer::{Credentials, Peer};
 pub use poison::lock_ignoring_poison;

@@ -35,6 +35,8 @@ pub struct ServerOptions {
     pub datagram: DatagramServerOptions,
     /// Settings of a listening socket that is a file (Unix domain sockets).
     pub socket_file: SocketFileOptions,
+    /// Settings of WebSocket servers.
+    pub websocket: WebSocketOptions,
 }
 
 /// What a stream server does with a new connection once `max_conns` are open.
@@ -197,6 +199,28 @@ impl SocketFileOptions {
     /// The mode to give the socket file.
     pub fn mode(&self) -> u32 {
         self.mode.unwrap_or(Self::DEFAULT_MODE)
+    }
+}
+
+/// Settings of a WebSocket server.
+#[derive(Clone, Debug, Default)]
+pub struct WebSocketOptions {
+    /// The largest message (after reassembly) taken; `None` means
+    /// [`WebSocketOptions::DEFAULT_MAX_MESSAGE`].
+    pub max_message: Option<usize>,
+}
+
+impl WebSocketOptions {
+    /// The largest message a server takes unless told otherwise: 1 MiB, as Python's
+    /// `websockets` does. A message is held whole before its echo goes out, so this bounds a
+    /// connection's memory (10 000 connections, the default `max-conns`, stay under 10 GiB
+    /// even if every one sends its largest), and it is far above what a typed line or the
+    /// benchmark's default sizes need. A larger message is refused with close code 1009.
+    pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+
+    /// The largest message to take.
+    pub fn max_message(&self) -> usize {
+        self.max_message.unwrap_or(Self::DEFAULT_MAX_MESSAGE)
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Setting {
     Alpn,
     /// `mode`: the permission bits of a socket file (who may connect to a Unix socket).
     Mode,
+    /// `ws-max-message`: the largest WebSocket message a server takes.
+    WsMaxMessage,
 }
 
 /// What a number given for a setting counts, for messages.
@@ -61,7 +63,7 @@ enum Unit {
 
 impl Setting {
     /// Every setting, in the order `serve --help` lists them.
-    pub const ALL: [Setting; 17] = [
+    pub const ALL: [Setting; 18] = [
         Setting::MaxConns,
         Setting::OnLimit,
         Setting::IdleTimeout,
@@ -74,6 +76,7 @@ impl Setting {
         Setting::Workers,
         Setting::UdpRateLimit,
         Setting::Mode,
+        Setting::WsMaxMessage,
         Setting::Cert,
         Setting::Key,
         Setting::ClientCa,
@@ -109,6 +112,10 @@ impl Setting {
     /// What a listening socket that is a file reads: the file's mode.
     pub const SOCKET_FILE: &'static [Setting] = &[Setting::Mode];
 
+    /// What a WebSocket server reads beyond a TCP listener's: how long its HTTP upgrade may
+    /// take, and the largest message it takes.
+    pub const WEBSOCKET: &'static [Setting] = &[Setting::HandshakeTimeout, Setting::WsMaxMessage];
+
     /// What a server of independent datagrams reads: its sockets and per-source rate limit.
     pub const DATAGRAMS: &'static [Setting] = &[Setting::Workers, Setting::UdpRateLimit];
 
@@ -133,6 +140,7 @@ impl Setting {
             Setting::TlsVersion => "tls-version",
             Setting::Alpn => "alpn",
             Setting::Mode => "mode",
+            Setting::WsMaxMessage => "ws-max-message",
         }
     }
 
@@ -171,13 +179,15 @@ impl Setting {
             Setting::Alpn => 1..=255,
             // Permission bits only: setuid, setgid and sticky mean nothing on a socket.
             Setting::Mode => 0..=0o777,
+            // A message is held whole before it is echoed: at most 1G per connection.
+            Setting::WsMaxMessage => 1..=1 << 30,
             _ => return None,
         })
     }
 
     fn unit(self) -> Unit {
         match self {
-            Setting::RecvBuffer | Setting::SendBuffer => Unit::Bytes,
+            Setting::RecvBuffer | Setting::SendBuffer | Setting::WsMaxMessage => Unit::Bytes,
             Setting::HandshakeTimeout | Setting::IdleTimeout | Setting::DrainTimeout => {
                 Unit::Millis
             }

@@ -8,6 +8,7 @@ use echotool_bench::{BenchOptions, Scenario};
 use echotool_config::LogFormat;
 use echotool_core::{
     Endpoint, HostPort, Limits, Registry, Setting, SocketFileOptions, SocketOptions, TlsVersion,
+    WebSocketOptions,
 };
 
 /// Echo servers and clients over TCP, UDP, TLS and QUIC: sockets made tangible, protocols
@@ -163,7 +164,13 @@ pub struct ServeArgs {
     /// permission is needed): 0600 the server's user only, 0660 its group too, 0666 everyone.
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
     pub mode: Option<u32>,
-    /// TLS and QUIC: drop a connection whose handshake has not finished in this long.
+    /// WebSocket: the largest message (after reassembly) a ws or wss server takes, e.g. 4M; a
+    /// larger one is refused with close code 1009. A message is held whole before its echo,
+    /// so this bounds each connection's memory; Python's websockets has the same default.
+    #[arg(long, value_name = "BYTES", value_parser = size_of(Setting::WsMaxMessage))]
+    pub ws_max_message: Option<usize>,
+    /// TLS, QUIC and WebSocket: drop a connection whose handshake (for ws and wss, the HTTP
+    /// upgrade too) has not finished in this long.
     #[arg(long, value_name = "DURATION", value_parser = duration_of(Setting::HandshakeTimeout))]
     pub handshake_timeout: Option<Duration>,
     /// TLS settings of the server.
@@ -577,6 +584,12 @@ fn serve_defaults(c: clap::Command) -> clap::Command {
             shows_default(a, display(limits.handshake_timeout))
         })
         .mut_arg("backlog", |a| shows_default(a, socket.backlog))
+        .mut_arg("ws_max_message", |a| {
+            shows_default(
+                a,
+                format!("{}M", WebSocketOptions::DEFAULT_MAX_MESSAGE >> 20),
+            )
+        })
         .mut_arg("mode", |a| {
             shows_default(
                 a,

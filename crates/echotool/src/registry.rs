@@ -21,5 +21,9 @@ pub fn all() -> Registry {
     registry
         .register_variant(echotool_unix::UnixTransport::stream())
         .register_variant(echotool_unix::UnixTransport::datagram());
+    #[cfg(feature = "ws")]
+    registry
+        .register_variant(echotool_ws::WsTransport::plain())
+        .register_variant(echotool_ws::WsTransport::secure());
     registry
 }

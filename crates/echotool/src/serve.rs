@@ -242,6 +242,7 @@ fn flag_settings(args: &ServeArgs) -> Settings {
         workers: args.workers,
         udp_rate_limit: args.udp_rate_limit,
         mode: args.mode.map(FileMode),
+        ws_max_message: args.ws_max_message.map(Bytes),
         cert: args.tls.cert.clone(),
         key: args.tls.key.clone(),
         client_ca: args.tls.client_ca.clone(),

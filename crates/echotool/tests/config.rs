@@ -114,15 +114,20 @@ fn the_example_config_echoes_on_all_five_endpoints() {
     // The example as shipped, on free ports so tests can run in parallel.
     let text = EXAMPLE
         .replace(":5555\"", ":0\"")
-        .replace(":5556\"", ":0\"");
+        .replace(":5556\"", ":0\"")
+        .replace(":5557/echo\"", ":0/echo\"")
+        .replace(":5558\"", ":0\"");
     let path = config_file("example.toml", &text);
-    let mut server = serve_config(&path, &[], 5);
+    let mut server = serve_config(&path, &[], 7);
     let urls = server.urls.clone();
     assert!(urls[0].starts_with("tcp://127.0.0.1:"), "{urls:?}");
     assert!(urls[1].starts_with("tcp6://[::1]:"), "{urls:?}");
     assert!(urls[2].starts_with("udp://127.0.0.1:"), "{urls:?}");
     assert!(urls[3].starts_with("tls://127.0.0.1:"), "{urls:?}");
     assert!(urls[4].starts_with("quic://127.0.0.1:"), "{urls:?}");
+    assert!(urls[5].starts_with("ws://127.0.0.1:"), "{urls:?}");
+    assert!(urls[5].ends_with("/echo"), "{urls:?}");
+    assert!(urls[6].starts_with("wss://127.0.0.1:"), "{urls:?}");
     let port = |i: usize| urls[i].rsplit(':').next().unwrap().to_string();
 
     let tcp = sh(
@@ -158,12 +163,14 @@ fn the_example_config_echoes_on_all_five_endpoints() {
     assert_eq!(quic.stdout, b"over quic\n", "{}", quic.stderr);
     let (line, stderr) = s_client_echo(port(3).parse().unwrap(), &[], "over openssl");
     assert_eq!(line, "over openssl\n", "{stderr}");
+    let ws = connect(&["-m", "over ws", &urls[5]], b"");
+    assert_eq!(ws.stdout, b"over ws\n", "{}", ws.stderr);
 
     let (status, lines) = server.stop();
     assert!(status.success(), "{lines:?}");
     assert_eq!(
         lines.iter().filter(|l| l.starts_with("summary ")).count(),
-        5,
+        7,
         "{lines:?}"
     );
 }
@@ -181,7 +188,7 @@ fn config_check_validates_the_example_without_binding() {
     let out = run(cmd, b"");
     assert!(out.status.success(), "{}", out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("OK, 5 listeners: tcp://127.0.0.1:5555, tcp6://[::1]:5555, udp://127.0.0.1:5555, tls://127.0.0.1:5556, quic://127.0.0.1:5556"), "{stdout}");
+    assert!(stdout.contains("OK, 7 listeners: tcp://127.0.0.1:5555, tcp6://[::1]:5555, udp://127.0.0.1:5555, tls://127.0.0.1:5556, quic://127.0.0.1:5556, ws://127.0.0.1:5557/echo, wss://127.0.0.1:5558"), "{stdout}");
 }
 
 #[test]

@@ -533,7 +533,7 @@ fn a_config_file_listens_on_a_socket_with_its_mode() {
     let out = run(check, b"");
     assert!(out.status.success(), "{}", out.stderr);
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains("OK, 6 listeners:"), "{listed}");
+    assert!(listed.contains("OK, 8 listeners:"), "{listed}");
     assert!(
         listed
             .trim_end()
