@@ -11,7 +11,8 @@
 # server pinned to CPU 0 (taskset -c 0) and drives it from CPU 1 with `echotool bench --target`
 # (and, where it fits, the independent C client benches/peers/echo_load.c). Rounds are
 # interleaved (every server once per round) and the summary reports medians across rounds.
-# Writes benches/results/latest.md, latest.json and the raw measurements.
+# Writes benches/results/latest.md, latest.json (latest-$ONLY.* for a partial run) and the raw
+# measurements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -317,5 +318,7 @@ if [ "$ONLY" = all ]; then
   python3 benches/idle_rss.py "$ECHOTOOL" 10000 "$SERVER_CPU" >> "$RAW"
 fi
 
-python3 benches/summarize.py "$RAW" "$OUT/latest.md" "$OUT/latest.json"
-cat "$OUT/latest.md"
+# A partial run (ONLY=...) must not replace the full comparison's summary.
+NAME=latest; [ "$ONLY" = all ] || NAME="latest-$ONLY"
+python3 benches/summarize.py "$RAW" "$OUT/$NAME.md" "$OUT/$NAME.json"
+cat "$OUT/$NAME.md"
