@@ -67,6 +67,10 @@ wait_tcp() {
   done
   echo "error: nothing listens on port $1" >&2; return 1
 }
+wait_udp() {  # port, log
+  for _ in $(seq 200); do [ -n "$(ss -Huln "sport = :$1")" ] && return 0; sleep 0.05; done
+  echo "error: nothing bound UDP port $1" >&2; cat "$2" >&2; return 1
+}
 wait_line() {  # file, needle
   for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "error: no '$2' in $1" >&2; cat "$1" >&2; return 1
@@ -117,7 +121,8 @@ start() {
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   case "$name/$proto" in
-    */udp|*/quic) wait_line "$log" "listening on" ;;
+    # `serve -q` prints no "listening on" line: wait for the bound UDP port instead.
+    */udp|*/quic) wait_udp "$PORT" "$log" ;;
     *) wait_tcp "$PORT" ;;
   esac
 }
