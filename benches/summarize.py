@@ -22,6 +22,10 @@ SCENARIOS = {
     "secure-1x64": ("p50_us", False, "µs p50", "QUIC vs TLS, 1 connection x 64 B, round trip"),
     "secure-10x16k": ("mb_per_sec", True, "MB/s", "QUIC vs TLS, 10 connections x 16 KiB"),
     "secure-handshakes": ("msgs_per_sec", True, "handshakes/s", "QUIC vs TLS handshakes (4 at a time)"),
+    "secure-setup": ("p50_us", False, "µs p50", "QUIC 1-RTT vs TLS full set-up, 1 connection at a time"),
+    "secure-first-echo-resumed": ("p50_us", False, "µs p50", "QUIC 0-RTT vs TLS resumed, first echo"),
+    "tls-full-handshake": ("server_cpu_us_per_msg", False, "server CPU µs per handshake",
+                           "TLS 1.3 full handshakes (ECDSA P-256, X25519), openssl s_time -new"),
 }
 # scenario: [(versus, wanted ratio)] with ratio = echotool / versus for higher-is-better metrics
 # and versus / echotool for latency (so >= means "at least as good").
@@ -32,6 +36,14 @@ GOALS = {
     "udp-16x64": [("tokio", 1.0), ("epoll", 0.8)],
     "tls-handshakes": [("socat", 3.0), ("ncat", 2.0)],
     "tls-10x16k": [("ncat", 2.0)],
+    "tls-full-handshake": [("nginx", 2.0)],
+}
+# Issue 19: QUIC against TLS, both echotool. scenario: [(server, versus, wanted ratio)], the
+# ratio as above.
+PAIR_GOALS = {
+    "secure-10x16k": [("echotool-quic", "echotool-tls", 0.8)],
+    "secure-setup": [("echotool-quic", "echotool-tls", 1 / 1.3), ("echotool-quic-shared", "echotool-tls", 1 / 1.3)],
+    "secure-first-echo-resumed": [("echotool-quic", "echotool-tls", 1.0), ("echotool-quic-shared", "echotool-tls", 1.0)],
 }
 
 summary = {}
@@ -76,7 +88,7 @@ for scenario, (metric, higher, unit, title) in SCENARIOS.items():
         cpu = "-" if v["server_cpu_us_per_msg"] is None else f"{v['server_cpu_us_per_msg']:.2f}"
         out.append(f"| {server} | {client} | {fmt(v['median'])} [{fmt(v['min'])}-{fmt(v['max'])}] | {cpu} | {v['rounds']} | {v['errors']} / {v['mismatches']} / {v['lost']} |")
     for versus, wanted in GOALS.get(scenario, []):
-        for client in ("echotool-bench", "echo_load"):
+        for client in ("echotool-bench", "echo_load", "openssl-s_time"):
             mine = table.get((scenario, "echotool", client), {}).get("median")
             theirs = table.get((scenario, versus, client), {}).get("median")
             if mine is None or theirs is None or mine == 0 or theirs == 0:
@@ -87,6 +99,19 @@ for scenario, (metric, higher, unit, title) in SCENARIOS.items():
                               "ratio": ratio, "goal": wanted, "met": met})
             out.append(f"")
             out.append(f"Goal: echotool at {wanted:.2f}x {versus} or better ({client}): **{ratio:.2f}x**, {'met' if met else 'NOT met'}.")
+    for server, versus, wanted in PAIR_GOALS.get(scenario, []):
+        mine = table.get((scenario, server, "echotool-bench"), {}).get("median")
+        theirs = table.get((scenario, versus, "echotool-bench"), {}).get("median")
+        if not mine or not theirs:
+            continue
+        ratio = mine / theirs if higher else theirs / mine
+        met = ratio >= wanted - 1e-9
+        goals_out.append({"scenario": scenario, "server": server, "versus": versus, "client": "echotool-bench",
+                          "ratio": ratio, "goal": wanted, "met": met})
+        out += ["", f"Goal: {server} at {wanted:.2f}x {versus} or better: **{ratio:.2f}x**, {'met' if met else 'NOT met'}."]
+    groups = sorted({r["group"] for r in rows if r["scenario"] == scenario and r.get("group")})
+    if groups:
+        out += ["", "Key exchange as the client saw it: " + ", ".join(groups) + "."]
     out.append("")
 
 idle = [r for r in rows if r["scenario"] == "idle-10000"]

@@ -159,12 +159,13 @@ fn measure_all(
             network.switch_to(spec)?;
         }
         for target in targets {
-            for (shape, variant, resume) in plans(target, shapes) {
+            for (shape, variant, resume, shared_endpoint) in plans(target, shapes) {
                 let row = RowPlan {
                     target,
                     shape: &shape,
                     variant,
                     resume,
+                    shared_endpoint,
                     link: path.as_ref(),
                     network,
                 };
@@ -191,8 +192,12 @@ fn protocols(registry: &Registry, opts: &BenchOptions) -> Vec<String> {
     }
 }
 
+/// One measurement of a target: its shape, and for set-up its variant's name, whether it
+/// resumes and whether it shares one client endpoint.
+type Plan = (Shape, Option<&'static str>, bool, bool);
+
 /// Every measurement of a target: each shape that applies, in each set-up variant.
-fn plans(target: &Target, shapes: &[Shape]) -> Vec<(Shape, Option<&'static str>, bool)> {
+fn plans(target: &Target, shapes: &[Shape]) -> Vec<Plan> {
     shapes
         .iter()
         // Set-up and streams have no meaning without connections.
@@ -203,15 +208,16 @@ fn plans(target: &Target, shapes: &[Shape]) -> Vec<(Shape, Option<&'static str>,
         .flat_map(|shape| {
             // Set-up on a transport that can resume sessions is measured once fresh and once
             // resumed, as the transport names its variants.
-            let variants: Vec<(Option<&'static str>, bool)> =
+            let variants: Vec<(Option<&'static str>, bool, bool)> =
                 match (shape.scenario, target.transport.setup_variants()) {
-                    (Scenario::Setup, []) => vec![(None, false)],
-                    (Scenario::Setup, variants) => {
-                        variants.iter().map(|v| (Some(v.name), v.resume)).collect()
-                    }
-                    _ => vec![(None, true)],
+                    (Scenario::Setup, []) => vec![(None, false, false)],
+                    (Scenario::Setup, variants) => variants
+                        .iter()
+                        .map(|v| (Some(v.name), v.resume, v.shared_endpoint))
+                        .collect(),
+                    _ => vec![(None, true, false)],
                 };
-            variants.into_iter().map(|(v, r)| (*shape, v, r))
+            variants.into_iter().map(|(v, r, s)| (*shape, v, r, s))
         })
         .collect()
 }
@@ -222,6 +228,8 @@ struct RowPlan<'a> {
     shape: &'a Shape,
     variant: Option<&'static str>,
     resume: bool,
+    /// Dial through one shared client endpoint (QUIC's `*-shared` set-up variants).
+    shared_endpoint: bool,
     /// The link in force, if any.
     link: Option<&'a LinkSpec>,
     network: &'a Network,
@@ -241,7 +249,10 @@ impl RowPlan<'_> {
         Measurement {
             transport: self.target.transport.clone(),
             addr: self.target.addr.clone(),
-            client: self.target.client.clone(),
+            client: ClientOptions {
+                shared_endpoint: self.shared_endpoint,
+                ..self.target.client.clone()
+            },
             shape: *self.shape,
             resume: self.resume,
             warmup: opts.warmup,

@@ -238,6 +238,10 @@ pub struct ClientOptions {
     /// Resume earlier sessions when the transport can (TLS session tickets, QUIC 0-RTT);
     /// without it every connection makes a full handshake.
     pub resume: bool,
+    /// For transports whose client is an endpoint of its own (QUIC): dial every connection
+    /// through one shared endpoint (one socket, one driver) instead of a new one per
+    /// connection. Off by default, so that a dial to a closed port is told "refused" at once.
+    pub shared_endpoint: bool,
 }
 
 impl Default for ClientOptions {
@@ -248,6 +252,7 @@ impl Default for ClientOptions {
             tls: TlsClientOptions::default(),
             datagrams: false,
             resume: true,
+            shared_endpoint: false,
         }
     }
 }

@@ -107,6 +107,9 @@ pub struct SetupVariant {
     /// Dial with [`ClientOptions::resume`] (a session ticket, 0-RTT), after one connection that
     /// leaves a session to resume.
     pub resume: bool,
+    /// Dial with [`ClientOptions::shared_endpoint`]: every connection through one local
+    /// endpoint, as a real client that connects many times would.
+    pub shared_endpoint: bool,
 }
 
 /// How a transport's endpoints are written.

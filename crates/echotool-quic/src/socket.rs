@@ -7,6 +7,9 @@
 //! the refused datagram is simply lost, so nothing else changes.
 //!
 //! A client endpoint here serves exactly one dial, so connecting its socket costs nothing.
+//! Dials that share one endpoint ([`SharedEndpoints`], as real clients that connect many
+//! times do) use quinn's own unconnected socket instead, and a refusal reaches them only as
+//! silence.
 
 use std::fmt;
 use std::future::Future;
@@ -46,12 +49,7 @@ impl fmt::Debug for ConnectedUdp {
 pub(crate) fn client_endpoint(
     peer: SocketAddr,
 ) -> io::Result<(quinn::Endpoint, Arc<ConnectedUdp>)> {
-    let local: SocketAddr = if peer.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = std::net::UdpSocket::bind(local)?;
+    let socket = std::net::UdpSocket::bind(unspecified(peer))?;
     socket.connect(peer)?;
     socket.set_nonblocking(true)?;
     let state = UdpSocketState::new((&socket).into())?;
@@ -62,12 +60,51 @@ pub(crate) fn client_endpoint(
         refused: refused.clone(),
     });
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
-        quinn::EndpointConfig::default(),
+        crate::path::endpoint_config(),
         None,
         connected.clone(),
         Arc::new(quinn::TokioRuntime),
     )?;
     Ok((endpoint, connected))
+}
+
+/// The client endpoints that dials share, one per address family: quinn's own unconnected
+/// socket, made at the first dial of its family.
+///
+/// An endpoint's driver runs on the tokio runtime of the dial that made it, so dials sharing
+/// it must run on that runtime (as the benchmark's client does).
+#[derive(Default)]
+pub(crate) struct SharedEndpoints {
+    by_family: std::sync::Mutex<[Option<quinn::Endpoint>; 2]>,
+}
+
+impl SharedEndpoints {
+    /// The shared endpoint for dialing `peer`. Must be called within a tokio runtime.
+    pub(crate) fn get(&self, peer: SocketAddr) -> io::Result<quinn::Endpoint> {
+        let mut by_family = echotool_core::lock_ignoring_poison(&self.by_family);
+        let slot = &mut by_family[usize::from(peer.is_ipv6())];
+        if let Some(endpoint) = slot {
+            return Ok(endpoint.clone());
+        }
+        let socket = std::net::UdpSocket::bind(unspecified(peer))?;
+        let endpoint = quinn::Endpoint::new(
+            crate::path::endpoint_config(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        *slot = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+}
+
+/// The unspecified address of `peer`'s family, port 0.
+fn unspecified(peer: SocketAddr) -> SocketAddr {
+    if peer.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    }
 }
 
 impl ConnectedUdp {

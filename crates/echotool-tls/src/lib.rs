@@ -47,10 +47,12 @@ impl Transport for TlsTransport {
             SetupVariant {
                 name: "full",
                 resume: false,
+                shared_endpoint: false,
             },
             SetupVariant {
                 name: "resumed",
                 resume: true,
+                shared_endpoint: false,
             },
         ]
     }
