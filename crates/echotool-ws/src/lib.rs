@@ -118,15 +118,18 @@ impl Transport for WsTransport {
             false => &[SetupVariant {
                 name: "tcp+upgrade",
                 resume: false,
+                shared_endpoint: false,
             }],
             true => &[
                 SetupVariant {
                     name: "tls+upgrade",
                     resume: false,
+                    shared_endpoint: false,
                 },
                 SetupVariant {
                     name: "resumed+upgrade",
                     resume: true,
+                    shared_endpoint: false,
                 },
             ],
         }
