@@ -21,7 +21,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::QuicError;
 use crate::error::handshake_failure;
-use crate::path;
 use crate::stream::QuicStream;
 
 /// A bound QUIC echo server.
@@ -33,8 +32,6 @@ pub struct QuicServer {
     pin: Option<String>,
     /// When the certificate is valid, in words.
     validity: Option<Arc<str>>,
-    /// The server configuration for clients on a loopback path (see [`crate::path`]).
-    loopback: Arc<quinn::ServerConfig>,
 }
 
 impl QuicServer {
@@ -70,14 +67,8 @@ impl QuicServer {
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(Arc::new(server_transport(&opts.limits)));
-        let mut loopback = config.clone();
-        loopback.transport_config(path::for_peer(
-            server_transport(&opts.limits),
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            path::Side::Server,
-        ));
         let endpoint = quinn::Endpoint::new(
-            path::endpoint_config(),
+            quinn::EndpointConfig::default(),
             Some(config),
             socket.into(),
             Arc::new(quinn::TokioRuntime),
@@ -91,7 +82,6 @@ impl QuicServer {
             endpoint,
             local,
             limits: opts.limits.clone(),
-            loopback: Arc::new(loopback),
         })
     }
 }
@@ -144,10 +134,9 @@ impl Server for QuicServer {
             endpoint,
             limits,
             validity,
-            loopback,
             ..
         } = *self;
-        let handshake = QuicHandshake { validity, loopback };
+        let handshake = QuicHandshake { validity };
         serve_connections(QuicSource { endpoint }, handshake, limits, ctx).await;
         Ok(())
     }
@@ -193,8 +182,6 @@ impl AcceptSource for QuicSource {
 struct QuicHandshake {
     /// When the server's certificate is valid, for clients that say it is not.
     validity: Option<Arc<str>>,
-    /// The configuration for clients on a loopback path.
-    loopback: Arc<quinn::ServerConfig>,
 }
 
 impl QuicHandshake {
@@ -214,11 +201,7 @@ impl Handshake<quinn::Incoming> for QuicHandshake {
         _peer: Peer,
     ) -> std::result::Result<Established, HandshakeError> {
         let judge = self.judge();
-        let accepted = match path::is_loopback(incoming.remote_address().ip()) {
-            true => incoming.accept_with(self.loopback.clone()),
-            false => incoming.accept(),
-        };
-        let connecting = accepted.map_err(|e| judge(&e))?;
+        let connecting = incoming.accept().map_err(|e| judge(&e))?;
         // 0.5-RTT: streams a resuming client opened with early data are served before the
         // handshake completes; core still holds the rest of the handshake to its timeout.
         match connecting.into_0rtt() {

@@ -60,7 +60,7 @@ pub(crate) fn client_endpoint(
         refused: refused.clone(),
     });
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
-        crate::path::endpoint_config(),
+        quinn::EndpointConfig::default(),
         None,
         connected.clone(),
         Arc::new(quinn::TokioRuntime),
@@ -88,7 +88,7 @@ impl SharedEndpoints {
         }
         let socket = std::net::UdpSocket::bind(unspecified(peer))?;
         let endpoint = quinn::Endpoint::new(
-            crate::path::endpoint_config(),
+            quinn::EndpointConfig::default(),
             None,
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -206,13 +206,8 @@ impl AsyncUdpSocket for ConnectedUdp {
         self.state.max_gso_segments()
     }
 
-    /// quinn sizes each of its receive buffers as the largest datagram times this, and one
-    /// endpoint per connection made that 9 000 × 64 × 32 = 18 MB per dial (and a setup twice
-    /// as slow as with quinn's default 1 472-byte datagrams) for a coalesced read the kernel
-    /// never makes larger than 64 KiB: enough segments for 64 KiB of the largest datagram.
     fn max_receive_segments(&self) -> usize {
-        let for_64k = (64 * 1024usize).div_ceil(usize::from(crate::path::LOOPBACK_MTU));
-        self.state.gro_segments().min(for_64k)
+        self.state.gro_segments()
     }
 }
 

@@ -108,7 +108,7 @@ fn serve_refused(args: &[&str], needles: &[&str]) {
 }
 
 #[test]
-fn the_example_config_echoes_on_all_five_endpoints() {
+fn the_example_config_echoes_on_all_seven_endpoints() {
     require("socat");
     require("openssl");
     // The example as shipped, on free ports so tests can run in parallel.
@@ -154,7 +154,7 @@ fn the_example_config_echoes_on_all_five_endpoints() {
     assert_eq!(tls.stdout, b"over tls\n", "{}", tls.stderr);
     let quic_line = server
         .proc
-        .wait_for_line("connect with: echotool connect --proto quic");
+        .line_with("connect with: echotool connect --proto quic");
     let quic_pin = quic_line
         .split_whitespace()
         .find(|w| w.starts_with("sha256:"))
@@ -479,7 +479,7 @@ fn keys_that_do_nothing_for_their_listener_are_errors_at_their_line() {
         (
             "[[listener]]\nlisten = \"tcp://127.0.0.1:5555\"\ncert = \"certs/server.pem\"\nkey = \"certs/server-key.pem\"\n",
             &[
-                "line 3, key 'cert': this key does nothing for a tcp listener (only tls and quic listeners read it)",
+                "line 3, key 'cert': this key does nothing for a tcp listener (only tls, quic and wss listeners read it)",
                 "use listen = \"tls://127.0.0.1:5555\", or remove the key",
             ],
         ),
@@ -576,7 +576,7 @@ fn flags_that_no_listener_reads_are_refused() {
             "k.pem",
         ],
         &[
-            "--cert does nothing for tcp://127.0.0.1:5555 (only tls and quic listeners read it): did you mean --proto tls?",
+            "--cert does nothing for tcp://127.0.0.1:5555 (only tls, quic and wss listeners read it): did you mean --proto tls?",
         ],
     );
     serve_refused(
