@@ -2,7 +2,7 @@
 //! `127.0.0.1:5555`, `[::1]:7`, `:6000`, `tls://[fe80::1%lo]:5556`.
 //!
 //! Beyond "no panic": an endpoint that parses, written back in the canonical form (scheme,
-//! bracketed IPv6, port), parses to the same endpoint; the address it fills in displays as
+//! bracketed IPv6, port, path), parses to the same endpoint; the address it fills in displays as
 //! `HOST:PORT` that parses to the same host and port; a socket address made from it keeps the
 //! port.
 
@@ -11,29 +11,13 @@
 use echotool_core::{Endpoint, HostPort};
 use libfuzzer_sys::fuzz_target;
 
-/// The endpoint written back: `[proto://][host][:port]`, brackets around IPv6 literals.
-fn written(e: &Endpoint) -> String {
-    let mut text = String::new();
-    if let Some(proto) = &e.proto {
-        text.push_str(proto);
-        text.push_str("://");
-    }
-    match &e.host {
-        Some(host) if host.contains(':') => text.push_str(&format!("[{host}]")),
-        Some(host) => text.push_str(host),
-        None => {}
-    }
-    if let Some(port) = e.port {
-        text.push_str(&format!(":{port}"));
-    }
-    text
-}
-
 fuzz_target!(|text: &str| {
     let Ok(endpoint) = Endpoint::parse(text) else {
         return;
     };
-    let canonical = written(&endpoint);
+    // Display writes it back: scheme, bracketed IPv6, port, and any path (`ws://h:p/echo`,
+    // `unix:///run/e.sock`); a writer of our own here once forgot the path.
+    let canonical = endpoint.to_string();
     match Endpoint::parse(&canonical) {
         Ok(again) => assert_eq!(again, endpoint, "{text:?} written back as {canonical:?}"),
         Err(e) => panic!("{text:?} written back as {canonical:?} does not parse: {e}"),

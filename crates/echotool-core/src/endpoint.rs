@@ -369,6 +369,21 @@ fn check_host(host: &str) -> std::result::Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    /// Found by the endpoint fuzz target once endpoints could carry a path: an endpoint
+    /// written back (Display) parses to the same endpoint, path included.
+    #[test]
+    fn written_back_an_endpoint_parses_the_same_path_included() {
+        for text in [
+            "ttcp6//[+::]:5556",
+            "ws://127.0.0.1:5557/echo",
+            "unix:///run/e.sock",
+        ] {
+            let endpoint = Endpoint::parse(text).unwrap();
+            let again = Endpoint::parse(&endpoint.to_string()).unwrap();
+            assert_eq!(again, endpoint, "{text:?} written back as {endpoint}");
+        }
+    }
+
     use super::*;
 
     fn ep(s: &str) -> (Option<String>, Option<String>, Option<u16>) {
