@@ -3,7 +3,7 @@
 //!
 //! Beyond "no panic": an endpoint that parses, written back in the canonical form (scheme,
 //! bracketed IPv6, port, path), parses to the same endpoint; the address it fills in displays as
-//! `HOST:PORT` that parses to the same host and port; a socket address made from it keeps the
+//! `PROTO://HOST:PORT` that parses to the same host and port; a socket address made from it keeps the
 //! port.
 
 #![no_main]
@@ -26,7 +26,9 @@ fuzz_target!(|text: &str| {
         return;
     }
     let addr = endpoint.fill(&HostPort::new("127.0.0.1", 5555));
-    let shown = addr.to_string();
+    // Shown after a scheme, as echotool writes addresses (`{proto}://{addr}`): without one, a
+    // URL path holding "://" (`h:1//://x`) would read as a scheme.
+    let shown = format!("{}://{addr}", endpoint.proto.as_deref().unwrap_or("tcp"));
     match Endpoint::parse(&shown) {
         Ok(again) => {
             assert_eq!(again.host.as_deref(), Some(addr.host.as_str()), "{shown}");
