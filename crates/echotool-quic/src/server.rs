@@ -21,6 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::QuicError;
 use crate::error::handshake_failure;
+use crate::path;
 use crate::stream::QuicStream;
 
 /// A bound QUIC echo server.
@@ -32,6 +33,8 @@ pub struct QuicServer {
     pin: Option<String>,
     /// When the certificate is valid, in words.
     validity: Option<Arc<str>>,
+    /// The server configuration for clients on a loopback path (see [`crate::path`]).
+    loopback: Arc<quinn::ServerConfig>,
 }
 
 impl QuicServer {
@@ -67,13 +70,13 @@ impl QuicServer {
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(Arc::new(server_transport(&opts.limits)));
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(config),
-            socket.into(),
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(bind_err)?;
+        let mut loopback = config.clone();
+        loopback.transport_config(path::for_peer(
+            server_transport(&opts.limits),
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            path::Side::Server,
+        ));
+        let endpoint = crate::socket::endpoint(Some(config), socket.into()).map_err(bind_err)?;
         let local = endpoint.local_addr().map_err(bind_err)?;
         Ok(QuicServer {
             notes: setup.notes("quic", &HostPort::from(local)),
@@ -82,6 +85,7 @@ impl QuicServer {
             endpoint,
             local,
             limits: opts.limits.clone(),
+            loopback: Arc::new(loopback),
         })
     }
 }
@@ -134,9 +138,10 @@ impl Server for QuicServer {
             endpoint,
             limits,
             validity,
+            loopback,
             ..
         } = *self;
-        let handshake = QuicHandshake { validity };
+        let handshake = QuicHandshake { validity, loopback };
         serve_connections(QuicSource { endpoint }, handshake, limits, ctx).await;
         Ok(())
     }
@@ -182,6 +187,8 @@ impl AcceptSource for QuicSource {
 struct QuicHandshake {
     /// When the server's certificate is valid, for clients that say it is not.
     validity: Option<Arc<str>>,
+    /// The configuration for clients on a loopback path.
+    loopback: Arc<quinn::ServerConfig>,
 }
 
 impl QuicHandshake {
@@ -201,7 +208,11 @@ impl Handshake<quinn::Incoming> for QuicHandshake {
         _peer: Peer,
     ) -> std::result::Result<Established, HandshakeError> {
         let judge = self.judge();
-        let connecting = incoming.accept().map_err(|e| judge(&e))?;
+        let accepted = match path::is_loopback(incoming.remote_address().ip()) {
+            true => incoming.accept_with(self.loopback.clone()),
+            false => incoming.accept(),
+        };
+        let connecting = accepted.map_err(|e| judge(&e))?;
         // 0.5-RTT: streams a resuming client opened with early data are served before the
         // handshake completes; core still holds the rest of the handshake to its timeout.
         match connecting.into_0rtt() {

@@ -10,6 +10,13 @@
 //! Dials that share one endpoint ([`SharedEndpoints`], as real clients that connect many
 //! times do) use quinn's own unconnected socket instead, and a refusal reaches them only as
 //! silence.
+//!
+//! Every endpoint's socket (this one, the shared ones, the server's through [`Bounded`]) also
+//! sizes quinn's batches for datagrams of [`LOOPBACK_MTU`] bytes: a GSO send that would
+//! exceed what one UDP send can carry fails with `EMSGSIZE`, which quinn takes for a lost MTU
+//! probe and so drops the whole batch in silence ([`transmit_segments`]); and quinn's receive
+//! buffers grow with the largest datagram times the GRO segments, far beyond what one
+//! coalesced read can hold ([`receive_segments`]).
 
 use std::fmt;
 use std::future::Future;
@@ -20,10 +27,95 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
-use quinn::{AsyncUdpSocket, UdpPoller};
+use quinn::{AsyncUdpSocket, Runtime, UdpPoller};
 use tokio::io::Interest;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+use crate::path::{self, LOOPBACK_MTU};
+
+/// The most one UDP send can carry: an IPv4 datagram is at most 65 535 bytes, 20 of them IP
+/// header and 8 UDP header. One GSO batch is one send, its datagrams back to back.
+const MAX_SEND_BYTES: usize = 65_507;
+
+/// The most one coalesced (GRO) read can hold: the kernel joins at most 64 datagrams
+/// (`UDP_GRO_CNT_MAX`) and stops before 64 KiB; 64 of quinn's default 1 472-byte datagrams
+/// is the larger of the two bounds, and what quinn's own buffers hold at its default size.
+const MAX_COALESCED_BYTES: usize = 64 * 1_472;
+
+/// Datagrams per GSO send, at most `gso`: as many as fit in one send when each is as large
+/// as an endpoint here sends ([`LOOPBACK_MTU`]).
+///
+/// quinn batches up to 10 datagrams of the connection's MTU (90 000 bytes at 9 000). The
+/// kernel refuses a send over [`MAX_SEND_BYTES`] with `EMSGSIZE`, and quinn-udp counts
+/// `EMSGSIZE` as sent (it is the expected answer to an MTU probe too large for the path), so
+/// 8 to 10 packets vanished at once, again on their retransmission: a 1 MiB echo on loopback
+/// stalled for seconds in loss recovery. 7 × 9 000 fits; on other paths the batches are
+/// 7 × 1 452 instead of 10, a syscall per 10 KB instead of 14.
+pub(crate) fn transmit_segments(gso: usize) -> usize {
+    gso.min(MAX_SEND_BYTES / usize::from(LOOPBACK_MTU)).max(1)
+}
+
+/// Datagrams per coalesced read quinn makes room for, at most `gro`.
+///
+/// quinn gives each of its 32 receive buffers the largest datagram times this: 9 000 × 64
+/// GRO segments × 32 = 18 MB per endpoint, allocated at every client dial (setup took twice
+/// as long), where [`MAX_COALESCED_BYTES`] is the most the kernel hands over in one read:
+/// 11 × 9 000 × 32 = 3.2 MB, about quinn's own 1 472 × 64 × 32.
+pub(crate) fn receive_segments(gro: usize) -> usize {
+    gro.min(MAX_COALESCED_BYTES.div_ceil(usize::from(LOOPBACK_MTU)))
+}
+
+/// An endpoint on quinn's own UDP socket, its batches sized by [`Bounded`]; serves
+/// connections when given a `server` configuration. Must be called within a tokio runtime.
+pub(crate) fn endpoint(
+    server: Option<quinn::ServerConfig>,
+    socket: std::net::UdpSocket,
+) -> io::Result<quinn::Endpoint> {
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let socket = Arc::new(Bounded(runtime.wrap_udp_socket(socket)?));
+    quinn::Endpoint::new_with_abstract_socket(path::endpoint_config(), server, socket, runtime)
+}
+
+/// quinn's own UDP socket with GSO batches of [`transmit_segments`] and room for
+/// [`receive_segments`] per read; everything else passes through.
+#[derive(Debug)]
+pub(crate) struct Bounded(Arc<dyn AsyncUdpSocket>);
+
+impl AsyncUdpSocket for Bounded {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        self.0.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        self.0.try_send(transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_recv(cx, bufs, meta)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.0.may_fragment()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        transmit_segments(self.0.max_transmit_segments())
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        receive_segments(self.0.max_receive_segments())
+    }
+}
 
 /// A UDP socket connected to one server, telling `refused` when the server's host says no
 /// one listens.
@@ -60,7 +152,7 @@ pub(crate) fn client_endpoint(
         refused: refused.clone(),
     });
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
-        quinn::EndpointConfig::default(),
+        path::endpoint_config(),
         None,
         connected.clone(),
         Arc::new(quinn::TokioRuntime),
@@ -86,13 +178,7 @@ impl SharedEndpoints {
         if let Some(endpoint) = slot {
             return Ok(endpoint.clone());
         }
-        let socket = std::net::UdpSocket::bind(unspecified(peer))?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            None,
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )?;
+        let endpoint = endpoint(None, std::net::UdpSocket::bind(unspecified(peer))?)?;
         *slot = Some(endpoint.clone());
         Ok(endpoint)
     }
@@ -203,11 +289,11 @@ impl AsyncUdpSocket for ConnectedUdp {
     }
 
     fn max_transmit_segments(&self) -> usize {
-        self.state.max_gso_segments()
+        transmit_segments(self.state.max_gso_segments())
     }
 
     fn max_receive_segments(&self) -> usize {
-        self.state.gro_segments()
+        receive_segments(self.state.gro_segments())
     }
 }
 
@@ -245,6 +331,22 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_gso_batch_of_the_largest_datagrams_fits_in_one_send() {
+        let segments = transmit_segments(64);
+        assert!(segments > 1);
+        assert!(segments * usize::from(LOOPBACK_MTU) <= MAX_SEND_BYTES);
+        assert_eq!(transmit_segments(1), 1, "no GSO: one datagram per send");
+    }
+
+    #[test]
+    fn a_coalesced_read_fits_in_a_receive_buffer() {
+        let room = receive_segments(64) * usize::from(LOOPBACK_MTU);
+        assert!(room >= MAX_COALESCED_BYTES, "{room}");
+        assert!(room <= 2 * MAX_COALESCED_BYTES, "{room}");
+        assert_eq!(receive_segments(1), 1, "no GRO: one datagram per read");
+    }
 
     #[tokio::test]
     async fn a_closed_port_is_noticed_at_once() {
