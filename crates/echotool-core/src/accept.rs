@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::admission::{Activity, Admission, Slot};
-use crate::echo::{ConnStats, EchoEnd, echo_stream};
+use crate::echo::{EchoEnd, Echoed, echo_stream};
 use crate::latch::Latch;
 use crate::{BoxStream, ByteStream, EchoStats, Limits, Peer, ServeContext};
 
@@ -289,18 +289,11 @@ impl<H> Handler<H> {
                 return;
             };
             match connected {
-                Connected::Stream(mut stream) => {
+                Connected::Stream(stream) => {
                     drop(finishing);
-                    let mut conn = ConnStats::default();
                     let shared = &*self.shared;
-                    let echoed = echo_stream(
-                        &mut *stream,
-                        &shared.ctx.stats,
-                        &mut conn,
-                        &activity,
-                        &shared.stop,
-                    );
-                    self.ended(echoed.await, &conn, "closed");
+                    let echoed = echo_stream(stream, &shared.ctx.stats, activity, &shared.stop);
+                    self.ended(echoed.await, "closed");
                 }
                 // Boxed: its state is larger than a stream's, and would make every stream
                 // connection's task larger too.
@@ -327,8 +320,9 @@ impl<H> Handler<H> {
     }
 
     /// Logs how one echo loop ended; an error counts.
-    fn ended(&self, end: io::Result<EchoEnd>, conn: &ConnStats, what: &'static str) {
+    fn ended(&self, echoed: Echoed, what: &'static str) {
         let (url, peer) = (&self.shared.ctx.url, self.peer);
+        let Echoed { end, conn } = echoed;
         match end {
             Ok(end) => {
                 debug!(listener = %url, %peer, ?end, bytes = conn.bytes, messages = conn.messages, "{what}");
@@ -450,16 +444,10 @@ struct StreamEcho {
 }
 
 impl StreamEcho {
-    async fn run(self, mut stream: BoxStream) -> io::Result<EchoEnd> {
-        let mut conn = ConnStats::default();
-        echo_stream(
-            &mut *stream,
-            &self.stats,
-            &mut conn,
-            &self.activity,
-            &self.stop,
-        )
-        .await
+    async fn run(self, stream: BoxStream) -> io::Result<EchoEnd> {
+        echo_stream(stream, &self.stats, self.activity, &self.stop)
+            .await
+            .end
     }
 }
 
