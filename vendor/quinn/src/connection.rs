@@ -2,7 +2,7 @@ use std::{
     any::Any,
     fmt,
     future::Future,
-    io,
+    io, mem,
     net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
@@ -1013,7 +1013,26 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// echotool patch: a connection holds a transmit buffer only while it sends. Between
+    /// calls the buffer (an MTU or more, 2.4 KB at the idle point on loopback) goes back to
+    /// this thread's `SPARE_SEND_BUFFER` and the next connection driven on this thread takes
+    /// it, so a server holds one per thread instead of one per connection. The exception is a
+    /// transmit left waiting for the socket (`buffered_transmit`), whose bytes are in the
+    /// buffer: that connection keeps it until it is sent. No allocation is added: a buffer
+    /// moves in and out of a thread-local slot, and one is allocated only when a thread's
+    /// slot is empty (its first send, or after another connection kept the spare).
     fn drive_transmit(&mut self, cx: &mut Context) -> io::Result<bool> {
+        if self.buffered_transmit.is_none() {
+            self.send_buffer = SPARE_SEND_BUFFER.take();
+        }
+        let result = self.drive_transmit_with_buffer(cx);
+        if self.buffered_transmit.is_none() {
+            SPARE_SEND_BUFFER.set(mem::take(&mut self.send_buffer));
+        }
+        result
+    }
+
+    fn drive_transmit_with_buffer(&mut self, cx: &mut Context) -> io::Result<bool> {
         let now = self.runtime.now();
         let mut transmits = 0;
 
@@ -1338,6 +1357,11 @@ pub enum SendDatagramError {
 /// This limits the amount of CPU resources consumed by datagram generation,
 /// and allows other tasks (like receiving ACKs) to run in between.
 const MAX_TRANSMIT_DATAGRAMS: usize = 20;
+
+thread_local! {
+    /// echotool patch: the transmit buffer between two sends; see `State::drive_transmit`.
+    static SPARE_SEND_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// The maximum amount of datagrams that are sent in a single transmit
 ///
