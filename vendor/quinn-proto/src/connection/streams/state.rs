@@ -929,12 +929,12 @@ impl StreamsState {
     /// names in a frame and for every id the application names (`Connection::recv_stream`,
     /// `Connection::send_stream`); the cost is one comparison for a stream that has its slot.
     pub(in crate::connection) fn ensure_remote_slots(&mut self, id: StreamId) {
-        if id.initiator() == self.side {
+        let dir = id.dir() as usize;
+        // A stream beyond what the peer may open gets no slot, as upstream gave it none.
+        if id.initiator() == self.side || id.index() >= self.max_remote[dir] {
             return;
         }
-        let dir = id.dir() as usize;
-        let end = id.index().saturating_add(1).min(self.max_remote[dir]);
-        while self.next_remote_slot[dir] < end {
+        while self.next_remote_slot[dir] <= id.index() {
             let slot = StreamId::new(!self.side, id.dir(), self.next_remote_slot[dir]);
             self.insert(true, slot);
             self.next_remote_slot[dir] += 1;
@@ -2134,6 +2134,15 @@ mod tests {
         assert_eq!(client.next_remote[Dir::Bi as usize], 201);
         assert!(open(&mut client, 201).is_err());
         assert_eq!(client.recv.len(), 201);
+
+        // [echotool patch] STOP_SENDING on a stream beyond the limit makes no slot; on the
+        // last one allowed it makes them all, as the peer opens them all by naming it.
+        let mut client = make(Side::Client);
+        client.received_stop_sending(StreamId::new(Side::Server, Dir::Bi, 128), 0u32.into());
+        assert_eq!((client.send.len(), client.recv.len()), (0, 0));
+        client.received_stop_sending(StreamId::new(Side::Server, Dir::Bi, 127), 0u32.into());
+        assert_eq!((client.send.len(), client.recv.len()), (128, 128));
+        assert_eq!(client.next_remote[Dir::Bi as usize], 128);
     }
 
     #[test]
