@@ -428,6 +428,9 @@ impl Connection {
     #[must_use]
     pub fn recv_stream(&mut self, id: StreamId) -> RecvStream<'_> {
         assert!(id.dir() == Dir::Bi || id.initiator() != self.side.side());
+        // [echotool patch] the application may name a stream the peer may open but has not
+        // named yet; it finds the slot upstream would have made in advance.
+        self.streams.ensure_remote_slots(id);
         RecvStream {
             id,
             state: &mut self.streams,
@@ -439,6 +442,8 @@ impl Connection {
     #[must_use]
     pub fn send_stream(&mut self, id: StreamId) -> SendStream<'_> {
         assert!(id.dir() == Dir::Bi || id.initiator() == self.side.side());
+        // [echotool patch] as in `recv_stream`.
+        self.streams.ensure_remote_slots(id);
         SendStream {
             id,
             state: &mut self.streams,

@@ -90,6 +90,17 @@ pub struct StreamsState {
     flow_control_adjusted: bool,
     /// Lowest remotely-initiated stream index that haven't actually been opened by the peer
     pub(super) next_remote: [u64; 2],
+    /// [echotool patch] Lowest remotely-initiated stream index without a slot in `send` and
+    /// `recv`, per directionality.
+    ///
+    /// Upstream gives every stream the peer may open a slot as soon as it may open it, so an
+    /// idle connection that allows 100 bidirectional streams holds two hash maps of 100+ slots
+    /// (5.5 KB) for its whole life. Here the streams from `next_remote_slot` up to
+    /// `max_remote` are allowed but have no slot yet; `ensure_remote_slots` creates them, in
+    /// order, when the peer first names one of them, before anything looks the stream up. So
+    /// every stream the peer has opened (below `next_remote`) has had its slot, and the maps
+    /// hold the same entries as upstream's for every stream that has been used.
+    next_remote_slot: [u64; 2],
     /// Whether the remote endpoint has opened any streams the application doesn't know about yet,
     /// per directionality
     opened: [bool; 2],
@@ -153,7 +164,8 @@ impl StreamsState {
         receive_window: VarInt,
         stream_receive_window: VarInt,
     ) -> Self {
-        let mut this = Self {
+        // [echotool patch] no slots for the streams the peer may open: see `next_remote_slot`.
+        Self {
             side,
             send: FxHashMap::default(),
             recv: FxHashMap::default(),
@@ -166,6 +178,7 @@ impl StreamsState {
             max_concurrent_remote_count: [max_remote_bi.into(), max_remote_uni.into()],
             flow_control_adjusted: false,
             next_remote: [0, 0],
+            next_remote_slot: [0, 0],
             opened: [false, false],
             next_reported_remote: [0, 0],
             send_streams: 0,
@@ -186,15 +199,7 @@ impl StreamsState {
             initial_max_stream_data_bidi_remote: 0u32.into(),
             receive_window_shrink_debt: 0,
             data_blocked_limit: None,
-        };
-
-        for dir in Dir::iter() {
-            for i in 0..this.max_remote[dir as usize] {
-                this.insert(true, StreamId::new(!side, dir, i));
-            }
         }
-
-        this
     }
 
     pub(crate) fn set_params(&mut self, params: &TransportParameters) {
@@ -217,10 +222,8 @@ impl StreamsState {
     fn ensure_remote_streams(&mut self, dir: Dir) {
         let new_count = self.max_concurrent_remote_count[dir as usize]
             .saturating_sub(self.allocated_remote_count[dir as usize]);
-        for i in 0..new_count {
-            let id = StreamId::new(!self.side, dir, self.max_remote[dir as usize] + i);
-            self.insert(true, id);
-        }
+        // [echotool patch] the new streams get their slots when the peer names them: see
+        // `next_remote_slot`.
         self.allocated_remote_count[dir as usize] += new_count;
         self.max_remote[dir as usize] += new_count;
     }
@@ -369,6 +372,8 @@ impl StreamsState {
     /// Process incoming `STOP_SENDING` frame
     #[allow(unreachable_pub)] // fuzzing only
     pub fn received_stop_sending(&mut self, id: StreamId, error_code: VarInt) {
+        // [echotool patch] the caller validated `id` without `validate_receive_id`.
+        self.ensure_remote_slots(id);
         let max_send_data = self.max_send_data(id);
         let stream = match self
             .send
@@ -911,8 +916,29 @@ impl StreamsState {
             if id.index() >= limit {
                 return Err(TransportError::STREAM_LIMIT_ERROR(""));
             }
+            // [echotool patch] a valid remote stream gets its slot before it is looked up.
+            self.ensure_remote_slots(id);
         }
         Ok(())
+    }
+
+    /// [echotool patch] Gives the remotely-initiated streams up to `id` (the peer opens them
+    /// all, implicitly, when it names `id`) their slots, within what the peer may open.
+    ///
+    /// These are the slots upstream creates in advance. Called for every stream id the peer
+    /// names in a frame and for every id the application names (`Connection::recv_stream`,
+    /// `Connection::send_stream`); the cost is one comparison for a stream that has its slot.
+    pub(in crate::connection) fn ensure_remote_slots(&mut self, id: StreamId) {
+        let dir = id.dir() as usize;
+        // A stream beyond what the peer may open gets no slot, as upstream gave it none.
+        if id.initiator() == self.side || id.index() >= self.max_remote[dir] {
+            return;
+        }
+        while self.next_remote_slot[dir] <= id.index() {
+            let slot = StreamId::new(!self.side, id.dir(), self.next_remote_slot[dir]);
+            self.insert(true, slot);
+            self.next_remote_slot[dir] += 1;
+        }
     }
 
     /// Whether a locally initiated stream has never been open
@@ -2083,10 +2109,40 @@ mod tests {
         for _ in 0..2 {
             client.set_max_concurrent(Dir::Uni, 200u32.into());
             client.set_max_concurrent(Dir::Bi, 201u32.into());
-            assert_eq!(client.recv.len(), 200 + 201);
+            // [echotool patch] no slot until the peer names a stream (`next_remote_slot`).
+            assert_eq!(client.recv.len(), 0);
             assert_eq!(client.max_remote[Dir::Uni as usize], 200);
             assert_eq!(client.max_remote[Dir::Bi as usize], 201);
         }
+
+        // [echotool patch] Naming the last stream the peer may open opens it and all below it:
+        // they all get the slots upstream gave them in advance. One more is refused, as before.
+        let open = |client: &mut StreamsState, index| {
+            client.received(
+                frame::Stream {
+                    id: StreamId::new(Side::Server, Dir::Bi, index),
+                    offset: 0,
+                    fin: false,
+                    data: Bytes::from_static(&[]),
+                },
+                0,
+            )
+        };
+        assert_eq!(open(&mut client, 200), Ok(ShouldTransmit(false)));
+        assert_eq!(client.recv.len(), 201);
+        assert_eq!(client.send.len(), 201);
+        assert_eq!(client.next_remote[Dir::Bi as usize], 201);
+        assert!(open(&mut client, 201).is_err());
+        assert_eq!(client.recv.len(), 201);
+
+        // [echotool patch] STOP_SENDING on a stream beyond the limit makes no slot; on the
+        // last one allowed it makes them all, as the peer opens them all by naming it.
+        let mut client = make(Side::Client);
+        client.received_stop_sending(StreamId::new(Side::Server, Dir::Bi, 128), 0u32.into());
+        assert_eq!((client.send.len(), client.recv.len()), (0, 0));
+        client.received_stop_sending(StreamId::new(Side::Server, Dir::Bi, 127), 0u32.into());
+        assert_eq!((client.send.len(), client.recv.len()), (128, 128));
+        assert_eq!(client.next_remote[Dir::Bi as usize], 128);
     }
 
     #[test]
