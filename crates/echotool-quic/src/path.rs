@@ -30,6 +30,9 @@ use std::time::Duration;
 /// it never touched) stay modest, and that a GSO batch (at most 64 KiB) still holds several.
 pub(crate) const LOOPBACK_MTU: u16 = 9_000;
 
+/// quinn's smallest MTU and where its discovery starts: what every QUIC path must carry.
+const MIN_MTU: u16 = 1_200;
+
 /// On loopback, ack-eliciting packets a peer may receive before it must acknowledge them
 /// (quinn's default asks for an ACK every other packet).
 ///
@@ -78,9 +81,18 @@ pub(crate) enum Side {
 /// round trips of microseconds after the handshake. `min_mtu` stays at quinn's 1 200, so that
 /// if the path is not what its address says (a firewall rule on `lo`, say), black-hole
 /// detection still falls back.
+///
+/// The discovery probes [`LOOPBACK_MTU`] at once, in one probe, instead of quinn's binary
+/// search from 1 200 (about ten probes of 5 000 to 9 000 bytes, each sealed, sent, opened and
+/// acknowledged): on a path that carries 9 000 bytes, as loopback does, the search only costs.
+/// It cost every short connection: QUIC set-ups with the search ran at 1 250 to 1 330 a second
+/// against 1 660 to 2 030 without the server's tuning (4 at a time, shared client endpoint). A
+/// peer that receives less than that (quinn's default 1 472) gets no probe and stays at 1 200.
 pub(crate) fn tune_for_loopback(transport: &mut quinn::TransportConfig, side: Side) {
     let mut discovery = quinn::MtuDiscoveryConfig::default();
-    discovery.upper_bound(LOOPBACK_MTU);
+    discovery
+        .upper_bound(LOOPBACK_MTU)
+        .minimum_change(LOOPBACK_MTU - MIN_MTU);
     if side == Side::Client {
         transport.initial_mtu(LOOPBACK_MTU);
     }
