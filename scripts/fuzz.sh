@@ -12,8 +12,8 @@
 # huge allocation) leaves its input in fuzz/artifacts/TARGET/, prints the commands that
 # reproduce and minimise it, and makes the script exit 1 once every target has run.
 # --no-log runs without touching fuzz/runs.md (the smoke in scripts/test.sh).
-# FUZZ_SANITIZER=none builds without AddressSanitizer (cargo fuzz -s none): two to three times
-# the executions per second on these safe-Rust parsers, for long runs; runs.md says so beside
+# FUZZ_SANITIZER=none builds without AddressSanitizer (cargo fuzz -s none) for long runs of
+# these safe-Rust parsers (no shadow-memory checks on every access); runs.md says so beside
 # each such run. Keep its builds apart (CARGO_TARGET_DIR) or each switch rebuilds everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
