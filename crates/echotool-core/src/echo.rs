@@ -143,7 +143,7 @@ enum State {
         written: usize,
         len: usize,
     },
-    /// Flushing the echo of `0` bytes (TLS seals its record here).
+    /// Flushing the echo of this many bytes (TLS seals its record here).
     Flushing(usize),
     /// Shutting the write side down after the loop ended.
     Closing(EchoEnd),
@@ -152,11 +152,11 @@ enum State {
 }
 
 impl EchoStream<'_> {
-    /// Ends the echo with an I/O error.
-    fn failed(&mut self, err: io::Error) -> Poll<Echoed> {
+    /// Ends the echo: how, with what it echoed.
+    fn finish(&mut self, end: io::Result<EchoEnd>) -> Poll<Echoed> {
         self.state = State::Done;
         Poll::Ready(Echoed {
-            end: Err(err),
+            end,
             conn: self.conn,
         })
     }
@@ -189,7 +189,7 @@ impl Future for EchoStream<'_> {
                                 }
                             };
                         }
-                        Poll::Ready(Err(err)) => return this.failed(err),
+                        Poll::Ready(Err(err)) => return this.finish(Err(err)),
                         // Data first: shutdown ends the loop only when it would have to wait.
                         Poll::Pending => match Pin::new(&mut this.cancelled).poll(cx) {
                             Poll::Ready(()) => this.state = State::Closing(EchoEnd::Shutdown),
@@ -203,10 +203,10 @@ impl Future for EchoStream<'_> {
                         let rest = &buf[*written..*len];
                         match Pin::new(&mut *this.stream).poll_write(cx, rest) {
                             Poll::Ready(Ok(0)) => {
-                                return this.failed(io::ErrorKind::WriteZero.into());
+                                return this.finish(Err(io::ErrorKind::WriteZero.into()));
                             }
                             Poll::Ready(Ok(n)) => *written += n,
-                            Poll::Ready(Err(err)) => return this.failed(err),
+                            Poll::Ready(Err(err)) => return this.finish(Err(err)),
                             Poll::Pending => return Poll::Pending,
                         }
                     }
@@ -216,7 +216,7 @@ impl Future for EchoStream<'_> {
                     let len = *len;
                     match Pin::new(&mut *this.stream).poll_flush(cx) {
                         Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(err)) => return this.failed(err),
+                        Poll::Ready(Err(err)) => return this.finish(Err(err)),
                         Poll::Pending => return Poll::Pending,
                     }
                     this.stats.record_echo(len);
@@ -230,11 +230,7 @@ impl Future for EchoStream<'_> {
                     if Pin::new(&mut *this.stream).poll_shutdown(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    this.state = State::Done;
-                    return Poll::Ready(Echoed {
-                        end: Ok(end),
-                        conn: this.conn,
-                    });
+                    return this.finish(Ok(end));
                 }
                 State::Done => panic!("an echo was polled after it ended"),
             }
