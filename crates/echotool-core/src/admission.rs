@@ -1,31 +1,25 @@
 //! Who gets in, who is thrown out, and who is waited for at shutdown: the connection limit of
-//! a listener, the idle timeout of its connections, their tasks, and the drain. Shared by
-//! every connection-oriented server (the stream listener for TCP and TLS, and QUIC).
-//!
-//! The idle timeout is one sweeper per listener rather than a timer per connection: with a
-//! timer per connection, tokio's timer wheel is processed on every park of the runtime, which
-//! cost more than the rest of the echo's own work per message. A connection marks activity by
-//! copying a coarse clock the sweeper advances (two relaxed atomics); the sweeper aborts
-//! connections that have been idle for the limit (closed within two ticks of it).
+//! a listener, the idle timeout of its connections (the sweep of [`crate::idle`]), their tasks,
+//! and the drain. Shared by every connection-oriented server (the stream listener for TCP and
+//! TLS, and QUIC).
 //!
 //! Every connection holds its slot under the limit for as long as it runs, so the drain waits
 //! for all slots to come back rather than keeping a handle per task: under a sweep, the
 //! sweep's own entry is the only thing kept per connection (issue 19: a `JoinSet` entry was
 //! another allocation for every idle connection).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use crate::poison::lock_ignoring_poison;
+pub(crate) use crate::idle::Activity;
+use crate::idle::IdleSweep;
 use crate::{EchoStats, Limits, OnLimit};
 
 /// The connection limit and the connection tasks of one listener.
@@ -47,45 +41,6 @@ pub struct Admission {
     idle: Option<IdleSweep>,
 }
 
-/// The shared state of the idle sweep.
-struct IdleSweep {
-    /// The coarse clock, in sweeper ticks.
-    clock: Arc<AtomicU64>,
-    /// Connections by key, with their last activity (in ticks) and how to end them.
-    watched: Arc<Mutex<HashMap<u64, Watched>>>,
-    next_key: u64,
-    sweeper: JoinHandle<()>,
-}
-
-struct Watched {
-    last: Arc<AtomicU64>,
-    abort: AbortHandle,
-    /// For the log line; kept as the address itself, not as text (a second allocation for
-    /// every idle connection, issue 19).
-    peer: crate::Peer,
-}
-
-/// A connection's activity mark: [`Activity::touch`] after each message.
-#[derive(Clone, Debug, Default)]
-pub struct Activity {
-    /// The sweeper's clock, and this connection's last activity; none without a sweep.
-    marks: Option<(Arc<AtomicU64>, Arc<AtomicU64>)>,
-}
-
-impl Activity {
-    /// An activity mark nobody watches (no idle timeout).
-    pub fn unwatched() -> Self {
-        Activity::default()
-    }
-
-    /// Records activity now; the idle period starts again.
-    pub fn touch(&self) {
-        if let Some((clock, last)) = &self.marks {
-            last.store(clock.load(Relaxed), Relaxed);
-        }
-    }
-}
-
 /// A slot held from before `accept`; empty unless the policy is to wait.
 pub struct Reserved(Option<OwnedSemaphorePermit>);
 
@@ -93,7 +48,6 @@ pub struct Reserved(Option<OwnedSemaphorePermit>);
 pub type Slot = OwnedSemaphorePermit;
 
 impl Admission {
-    /// Admission under `limits`.
     /// Admission under `limits`; with an idle timeout, starts the sweeper (needs a runtime).
     /// `url` names the listener in logs.
     pub fn new(limits: &Limits, url: &str) -> Self {
@@ -147,21 +101,16 @@ impl Admission {
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        let Some(idle) = &mut self.idle else {
+        let Some(idle) = &self.idle else {
             // Finished connections leave their (empty) results behind; collect them as we go.
             while self.tasks.try_join_next().is_some() {}
             self.tasks.spawn(connection(slot, Activity::unwatched()));
             return;
         };
-        let last = Arc::new(AtomicU64::new(idle.clock.load(Relaxed)));
-        let activity = Activity {
-            marks: Some((idle.clock.clone(), last.clone())),
-        };
-        // Not joined: the drain waits for the slot, and the sweep entry can abort it.
-        let abort = tokio::spawn(connection(slot, activity)).abort_handle();
-        idle.next_key += 1;
-        let watched = Watched { last, abort, peer };
-        lock_ignoring_poison(&idle.watched).insert(idle.next_key, watched);
+        // Not joined: the drain waits for the slot, and the sweep can abort it.
+        idle.watch(peer, |activity| {
+            tokio::spawn(connection(slot, activity)).abort_handle()
+        });
     }
 
     /// Connections open now.
@@ -174,7 +123,7 @@ impl Admission {
     /// the rest. `url` names the listener in the warning.
     pub async fn drain(mut self, url: &str) {
         if let Some(idle) = &self.idle {
-            idle.sweeper.abort();
+            idle.stop();
         }
         let permits = self.permits.clone();
         let max_conns = self.max_conns;
@@ -185,9 +134,7 @@ impl Admission {
             warn!(listener = %url, open = self.open(), "drain timeout passed; closing the rest");
             self.tasks.abort_all();
             if let Some(idle) = &self.idle {
-                for watched in lock_ignoring_poison(&idle.watched).values() {
-                    watched.abort.abort();
-                }
+                idle.abort_all();
             }
             all_back(&permits, max_conns).await;
         }
@@ -211,46 +158,10 @@ async fn all_back(permits: &Semaphore, max_conns: usize) {
     }
 }
 
-impl IdleSweep {
-    /// Starts the sweeper: it ticks a few times per idle period (at least every 10 ms, at most
-    /// every second) and ends connections whose last activity is a whole period old.
-    fn start(limit: Duration, url: &str) -> IdleSweep {
-        let tick = (limit / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let limit_ticks = (limit.as_nanos() / tick.as_nanos()).max(1) as u64;
-        let clock = Arc::new(AtomicU64::new(0));
-        let watched: Arc<Mutex<HashMap<u64, Watched>>> = Arc::default();
-        let (clock2, watched2, url) = (clock.clone(), watched.clone(), url.to_string());
-        let sweeper = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(tick);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let now = clock2.fetch_add(1, Relaxed) + 1;
-                let mut watched = lock_ignoring_poison(&watched2);
-                watched.retain(|_, w| {
-                    if w.abort.is_finished() {
-                        return false;
-                    }
-                    if now.saturating_sub(w.last.load(Relaxed)) > limit_ticks {
-                        w.abort.abort();
-                        debug!(listener = %url, peer = %w.peer, "closed: idle timeout");
-                        return false;
-                    }
-                    true
-                });
-            }
-        });
-        IdleSweep {
-            clock,
-            watched,
-            next_key: 0,
-            sweeper,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]

@@ -27,6 +27,7 @@ mod admission;
 mod echo;
 mod endpoint;
 mod error;
+mod idle;
 mod latch;
 mod options;
 mod peer;
@@ -35,6 +36,7 @@ mod registry;
 mod resolve;
 mod servers;
 mod setting;
+mod slab;
 mod stats;
 mod transport;
 
