@@ -4,15 +4,19 @@
 //! wake-up of every connection. `CancellationToken` takes a mutex on each of those polls;
 //! this signal takes one only when a waiter first registers (or moves to another thread) and
 //! when it fires, so the steady state is an atomic load and a waker comparison.
+//!
+//! Registered wakers live in a [`Slab`], each under the index its future keeps: a slab entry
+//! per waiting connection, not a slot in a hash map that doubles as connections arrive
+//! (issue 19).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::poison::lock_ignoring_poison;
+use crate::slab::Slab;
 use tokio_util::sync::CancellationToken;
 
 /// A one-shot broadcast: once fired, every [`Latch::fired`] future resolves.
@@ -24,8 +28,8 @@ pub struct Latch {
 #[derive(Default)]
 struct Inner {
     fired: AtomicBool,
-    next_key: AtomicU64,
-    waiters: Mutex<HashMap<u64, Waker>>,
+    /// The wakers of the waiters registered so far; emptied when the signal fires.
+    waiters: Mutex<Slab<Waker>>,
 }
 
 impl Latch {
@@ -48,8 +52,8 @@ impl Latch {
     /// Fires the signal, waking every waiter.
     pub fn fire(&self) {
         self.inner.fired.store(true, Ordering::Release);
-        let waiters = std::mem::take(&mut *lock_ignoring_poison(&self.inner.waiters));
-        for (_, waker) in waiters {
+        let mut waiters = std::mem::take(&mut *lock_ignoring_poison(&self.inner.waiters));
+        for waker in waiters.take() {
             waker.wake();
         }
     }
@@ -64,7 +68,7 @@ impl Latch {
     pub fn fired(&self) -> Fired {
         Fired {
             inner: self.inner.clone(),
-            key: self.inner.next_key.fetch_add(1, Ordering::Relaxed),
+            key: None,
             registered: None,
         }
     }
@@ -73,7 +77,9 @@ impl Latch {
 /// Resolves once its [`Latch`] has fired.
 pub struct Fired {
     inner: Arc<Inner>,
-    key: u64,
+    /// Where its waker is registered, once it is (a `u32`, as the slab's indices are, to keep
+    /// the future as small as it was: every connection's task holds one).
+    key: Option<u32>,
     /// The waker last registered, so re-polls from the same task need no lock.
     registered: Option<Waker>,
 }
@@ -93,14 +99,21 @@ impl Future for Fired {
             return Poll::Pending;
         }
         let waker = cx.waker().clone();
-        {
+        let key = {
             let mut waiters = lock_ignoring_poison(&self.inner.waiters);
-            // Checked again under the lock: `fire` may have emptied the map just now.
+            // Checked again under the lock: `fire` may have emptied the slab just now.
             if self.inner.fired.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
-            waiters.insert(self.key, waker.clone());
-        }
+            match self.key.and_then(|key| waiters.get_mut(key as usize)) {
+                Some(registered) => {
+                    *registered = waker.clone();
+                    self.key
+                }
+                None => Some(waiters.insert(waker.clone()) as u32),
+            }
+        };
+        self.key = key;
         self.registered = Some(waker);
         Poll::Pending
     }
@@ -108,8 +121,10 @@ impl Future for Fired {
 
 impl Drop for Fired {
     fn drop(&mut self) {
-        if self.registered.is_some() {
-            lock_ignoring_poison(&self.inner.waiters).remove(&self.key);
+        // Once the signal has fired the slab is empty for good (nobody registers after that),
+        // so the index cannot belong to another waiter by then.
+        if let Some(key) = self.key {
+            lock_ignoring_poison(&self.inner.waiters).remove(key as usize);
         }
     }
 }
@@ -132,7 +147,7 @@ mod tests {
                 .unwrap();
         }
         signal.fired().await;
-        assert!(signal.inner.waiters.lock().unwrap().is_empty());
+        assert_eq!(signal.inner.waiters.lock().unwrap().len(), 0);
     }
 
     #[tokio::test]
@@ -149,7 +164,35 @@ mod tests {
         );
         assert_eq!(signal.inner.waiters.lock().unwrap().len(), 1);
         drop(fut);
-        assert!(signal.inner.waiters.lock().unwrap().is_empty());
+        assert_eq!(signal.inner.waiters.lock().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_dropped_waiters_place_is_reused_and_fire_wakes_the_rest() {
+        let signal = Latch::new();
+        let waker = futures_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(signal.fired())).collect();
+        for w in &mut waiters {
+            assert!(w.as_mut().poll(&mut cx).is_pending());
+        }
+        let dropped = waiters.remove(1).key;
+        assert_eq!(signal.inner.waiters.lock().unwrap().len(), 2);
+        let mut late = Box::pin(signal.fired());
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(late.key, dropped, "the freed place is taken again");
+        assert_eq!(
+            signal.inner.waiters.lock().unwrap().capacity(),
+            crate::slab::CHUNK
+        );
+        signal.fire();
+        assert_eq!(signal.inner.waiters.lock().unwrap().len(), 0);
+        for w in waiters.iter_mut().chain([&mut late]) {
+            assert!(w.as_mut().poll(&mut cx).is_ready());
+        }
+        // Dropping them after the fire touches nothing.
+        drop((waiters, late));
+        assert_eq!(signal.inner.waiters.lock().unwrap().len(), 0);
     }
 
     fn futures_waker() -> Waker {
