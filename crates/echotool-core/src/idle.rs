@@ -4,9 +4,10 @@
 //! rest of the echo's own work per message).
 //!
 //! Each connection has an idle mark, a count of sweeper ticks since its last message: the
-//! connection sets it to zero after each message (one relaxed store), the sweeper adds one per
-//! tick and ends the connection once the count passes the limit (closed within two ticks of
-//! it). Connections live in a [`Slab`] under one lock, their marks in chunks beside it under the
+//! connection sets it to zero after each message (a relaxed load, and a relaxed store only
+//! when it was not zero already, at most once per tick), the sweeper adds one per tick and
+//! ends the connection once the count passes the limit (closed within two ticks of it).
+//! Connections live in a [`Slab`] under one lock, their marks in chunks beside it under the
 //! same indices, so an idle connection costs a slab entry and four bytes, not a hash-map slot
 //! and an allocation of its own (issue 19).
 
@@ -70,7 +71,14 @@ impl Activity {
     /// Records activity now; the idle period starts again.
     pub fn touch(&self) {
         if let Some((marks, place)) = &self.mark {
-            marks.0[usize::from(*place)].store(0, Relaxed);
+            let mark = &marks.0[usize::from(*place)];
+            // Read first: between two ticks the mark is already 0, and a store every message
+            // would take the cache line (16 connections' marks) from the other threads that
+            // touch theirs. A tick that lands just after this read counts one idle tick, as
+            // it would just after a store.
+            if mark.load(Relaxed) != 0 {
+                mark.store(0, Relaxed);
+            }
         }
     }
 }
