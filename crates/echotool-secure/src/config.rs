@@ -182,6 +182,18 @@ pub fn ephemeral_names(asked: &echotool_core::HostPort) -> Vec<String> {
 /// as clients come, and allocates nothing before (see [`SessionCache`]).
 const SESSION_CACHE: usize = 16 * 1024;
 
+/// TLS 1.3 session tickets a server sends after each handshake (rustls and OpenSSL send 2).
+///
+/// A ticket is good for one resumption, and every resumed handshake brings a fresh one, so a
+/// client that reconnects one connection after another (`echotool connect`, the bench's
+/// set-up rounds, `openssl s_client -reconnect`) never runs out with one; only a client opening
+/// several connections at once from a single full handshake would resume fewer of them (the
+/// others make full handshakes, as they would with any server that sends one ticket, like Go's
+/// crypto/tls). Each ticket costs the server a key derivation, a ticket encryption and a record
+/// on every full handshake: with two, rustls's handling of the client's Finished (where the
+/// tickets are made) was 7 % of the server's samples (`perf` under `openssl s_time -new`).
+const TICKETS_PER_HANDSHAKE: usize = 1;
+
 /// Builds the server configuration. Without `--cert`/`--key` an ephemeral self-signed
 /// certificate is made for the default names plus `extra_sans`.
 pub fn server_config(
@@ -236,6 +248,7 @@ pub fn server_config(
         }
     };
     config.alpn_protocols = alpn(&opts.alpn, flavor.default_alpn);
+    config.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
     if flavor.quic {
         // QUIC allows only 0 or u32::MAX here; the maximum lets clients send 0-RTT data.
         config.max_early_data_size = u32::MAX;
