@@ -182,7 +182,7 @@ where
         },
         false => limits.clone(),
     };
-    let mut admission = Admission::new(&swept, &ctx.url);
+    let mut admission = Admission::new(&swept);
     // One allocation for what every connection shares, not a copy of it in each (issue 19).
     let shared = Arc::new(Shared {
         handshake,
@@ -221,13 +221,14 @@ where
         // for the life of the connection; the handshake frees the box.
         let incoming = Box::new(incoming);
         let shared = shared.clone();
-        admission.spawn(slot, peer, |slot, activity| {
+        admission.spawn(slot, |slot, activity| {
             let handler = Handler {
                 shared,
                 peer,
+                activity,
                 _slot: slot,
             };
-            handler.run(incoming, activity)
+            handler.run(incoming)
         });
     }
     // Refusing newcomers now, while the others drain.
@@ -255,9 +256,21 @@ struct Handler<H> {
     shared: Arc<Shared<H>>,
     /// Who is on the other side, for logs.
     peer: Peer,
+    /// Its idle mark: touched by the echo, and read on drop to log an idle timeout (the sweep
+    /// ends the task without knowing who it is, issue 19).
+    activity: Activity,
     /// Held for the life of the connection; dropping it lets the next one in, and the drain
     /// waits for every one.
     _slot: Slot,
+}
+
+impl<H> Drop for Handler<H> {
+    /// The idle sweep ends a connection by aborting its task, which drops its handler here.
+    fn drop(&mut self) {
+        if self.activity.timed_out() {
+            debug!(listener = %self.shared.ctx.url, peer = %self.peer, "closed: idle timeout");
+        }
+    }
 }
 
 impl<H> Handler<H> {
@@ -270,11 +283,7 @@ impl<H> Handler<H> {
         clippy::manual_async_fn,
         reason = "an async fn stores its arguments twice (issue 19)"
     )]
-    fn run<I>(
-        self,
-        incoming: Box<I>,
-        activity: Activity,
-    ) -> impl Future<Output = ()> + Send + 'static
+    fn run<I>(self, incoming: Box<I>) -> impl Future<Output = ()> + Send + 'static
     where
         H: Handshake<I>,
         I: Send + 'static,
@@ -292,13 +301,14 @@ impl<H> Handler<H> {
                 Connected::Stream(stream) => {
                     drop(finishing);
                     let shared = &*self.shared;
+                    let activity = self.activity.clone();
                     let echoed = echo_stream(stream, &shared.ctx.stats, activity, &shared.stop);
                     self.ended(echoed.await, "closed");
                 }
                 // Boxed: its state is larger than a stream's, and would make every stream
                 // connection's task larger too.
                 Connected::Multiplexed(conn) => {
-                    Box::pin(self.serve_multiplexed(conn, finishing, activity)).await;
+                    Box::pin(self.serve_multiplexed(conn, finishing)).await;
                 }
             }
         }
@@ -342,8 +352,8 @@ impl<H> Handler<H> {
         &self,
         mut conn: Box<dyn Multiplexed>,
         finishing: Option<Finishing>,
-        activity: Activity,
     ) {
+        let activity = &self.activity;
         let stats = &self.shared.ctx.stats;
         let mut streams = JoinSet::new();
         let mut stopped = self.shared.stop.fired();

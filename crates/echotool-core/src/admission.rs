@@ -49,8 +49,7 @@ pub type Slot = OwnedSemaphorePermit;
 
 impl Admission {
     /// Admission under `limits`; with an idle timeout, starts the sweeper (needs a runtime).
-    /// `url` names the listener in logs.
-    pub fn new(limits: &Limits, url: &str) -> Self {
+    pub fn new(limits: &Limits) -> Self {
         let max_conns = limits.max_conns.max(1);
         Admission {
             permits: Arc::new(Semaphore::new(max_conns)),
@@ -58,9 +57,7 @@ impl Admission {
             on_limit: limits.on_limit,
             drain_timeout: limits.drain_timeout,
             tasks: JoinSet::new(),
-            idle: limits
-                .idle_timeout
-                .map(|limit| IdleSweep::start(limit, url)),
+            idle: limits.idle_timeout.map(IdleSweep::start),
         }
     }
 
@@ -93,12 +90,8 @@ impl Admission {
     /// Runs a connection until it ends, the idle sweep ends it, or the drain is cut. The
     /// connection gets its slot, which it must hold for as long as it runs (the drain waits
     /// for every slot), and its [`Activity`] mark to touch after each message.
-    pub fn spawn<F>(
-        &mut self,
-        slot: Slot,
-        peer: crate::Peer,
-        connection: impl FnOnce(Slot, Activity) -> F,
-    ) where
+    pub fn spawn<F>(&mut self, slot: Slot, connection: impl FnOnce(Slot, Activity) -> F)
+    where
         F: Future<Output = ()> + Send + 'static,
     {
         let Some(idle) = &self.idle else {
@@ -108,9 +101,7 @@ impl Admission {
             return;
         };
         // Not joined: the drain waits for the slot, and the sweep can abort it.
-        idle.watch(peer, |activity| {
-            tokio::spawn(connection(slot, activity)).abort_handle()
-        });
+        idle.watch(|activity| tokio::spawn(connection(slot, activity)).abort_handle());
     }
 
     /// Connections open now.
@@ -170,14 +161,13 @@ mod tests {
             idle_timeout: Some(Duration::from_secs(1)),
             ..Limits::default()
         };
-        let mut admission = Admission::new(&limits, "test://");
+        let mut admission = Admission::new(&limits);
         let (shutdown, stats) = (CancellationToken::new(), EchoStats::default());
-        let peer = crate::Peer::Ip("127.0.0.1:1".parse().unwrap());
         let (idle_done, busy_done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let flag = idle_done.clone();
         let reserved = admission.reserve(&shutdown).await.expect("a slot");
         let slot = admission.admit(reserved, &stats).expect("admitted");
-        admission.spawn(slot, peer, move |slot, _activity| async move {
+        admission.spawn(slot, move |slot, _activity| async move {
             let _slot = slot;
             // Never touches its activity mark.
             std::future::pending::<()>().await;
@@ -186,7 +176,7 @@ mod tests {
         let flag = busy_done.clone();
         let reserved = admission.reserve(&shutdown).await.expect("a slot");
         let slot = admission.admit(reserved, &stats).expect("admitted");
-        admission.spawn(slot, peer, move |slot, activity| async move {
+        admission.spawn(slot, move |slot, activity| async move {
             let _slot = slot;
             for _ in 0..30 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -221,13 +211,12 @@ mod tests {
                 drain_timeout: Duration::from_secs(2),
                 ..Limits::default()
             };
-            let mut admission = Admission::new(&limits, "test://");
+            let mut admission = Admission::new(&limits);
             let (shutdown, stats) = (CancellationToken::new(), EchoStats::default());
-            let peer = crate::Peer::Ip("127.0.0.1:1".parse().unwrap());
             for _ in 0..2 {
                 let reserved = admission.reserve(&shutdown).await.expect("a slot");
                 let slot = admission.admit(reserved, &stats).expect("admitted");
-                admission.spawn(slot, peer, |slot, _| async move {
+                admission.spawn(slot, |slot, _| async move {
                     let _slot = slot;
                     std::future::pending::<()>().await;
                 });

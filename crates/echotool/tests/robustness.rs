@@ -132,9 +132,13 @@ fn beyond_max_conns_new_connections_can_be_refused() {
 }
 
 #[test]
-fn idle_connections_are_closed_after_the_idle_timeout() {
-    let server = Server::start(&["-l", ":0", "--idle-timeout", "300ms"]);
-    let mut s = dial(server.socket_addr());
+fn idle_connections_are_closed_after_the_idle_timeout_and_logged_with_their_peer() {
+    let mut cmd = echotool();
+    cmd.args(["-v", "serve", "-l", ":0", "--idle-timeout", "300ms"]);
+    let mut proc = Running::spawn(cmd);
+    let line = proc.wait_for_line("listening on ");
+    let addr: SocketAddr = line.rsplit("://").next().unwrap().trim().parse().unwrap();
+    let mut s = dial(addr);
     echo(&mut s, b"hello");
     let started = Instant::now();
     assert!(closed(&mut s), "closed when idle");
@@ -142,6 +146,10 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
         started.elapsed() >= Duration::from_millis(250),
         "not before the timeout"
     );
+    // The sweep ends the task; the connection itself says who it was.
+    let line = proc.wait_for_line("closed: idle timeout");
+    let peer = s.local_addr().unwrap().to_string();
+    assert!(line.contains(&format!("peer={peer}")), "{line}");
 }
 
 #[test]
