@@ -12,7 +12,7 @@ still be open at the end, or the run is reported as failed.
 
     python3 -m venv target/test-peers && target/test-peers/bin/pip install aioquic==1.7.2
     target/test-peers/bin/python benches/quic_idle.py -n 1000 --runs 3 --label echotool -- \\
-        target/release/echotool -q serve --proto quic -l 127.0.0.1:0 --idle-timeout 0
+        target/release/echotool serve --proto quic -l 127.0.0.1:0 --idle-timeout 0
     target/test-peers/bin/python benches/quic_idle.py -n 1000 --runs 3 --label quinn-echo -- \\
         target/release/echo-peer-quinn
 

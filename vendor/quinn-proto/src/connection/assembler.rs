@@ -228,6 +228,15 @@ impl Assembler {
         self.bytes_read
     }
 
+    /// [echotool patch] Discards all buffered data and gives back the memory that held it,
+    /// keeping the stream's offsets: for a packet space whose keys are gone, whose stream will
+    /// never grow again (an idle connection kept these buffers for its life, issue 19).
+    pub(super) fn release(&mut self) {
+        self.data = BinaryHeap::new();
+        self.buffered = 0;
+        self.allocated = 0;
+    }
+
     /// Discard all buffered data
     pub(super) fn clear(&mut self) {
         self.data.clear();
@@ -390,6 +399,19 @@ mod test {
         x.insert(9, Bytes::from_static(b"10"), 2).unwrap();
         assert_matches!(next(&mut x, 32), Some(ref y) if &y[..] == b"789");
         assert_matches!(next(&mut x, 32), Some(ref y) if &y[..] == b"10");
+        assert_matches!(next(&mut x, 32), None);
+    }
+
+    /// [echotool patch] `release` frees the buffers and keeps how far the stream was read.
+    #[test]
+    fn release_frees_buffers_and_keeps_the_offset() {
+        let mut x = Assembler::new();
+        x.insert(0, Bytes::from_static(b"123"), 3).unwrap();
+        x.insert(5, Bytes::from_static(b"67"), 2).unwrap();
+        assert_matches!(next(&mut x, 32), Some(ref y) if &y[..] == b"123");
+        assert!(x.data.capacity() > 0);
+        x.release();
+        assert_eq!((x.data.capacity(), x.buffered, x.bytes_read()), (0, 0, 3));
         assert_matches!(next(&mut x, 32), None);
     }
 

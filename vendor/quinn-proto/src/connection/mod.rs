@@ -2257,6 +2257,9 @@ impl Connection {
         }
         let space = &mut self.spaces[space_id];
         space.crypto = None;
+        // [echotool patch] No packet of this space can be read any more: its CRYPTO stream's
+        // reassembly buffers are freed instead of kept for the life of the connection.
+        space.crypto_stream.release();
         space.time_of_last_ack_eliciting_packet = None;
         space.loss_time = None;
         let sent_packets = mem::take(&mut space.sent_packets);
