@@ -23,6 +23,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 # The ws tests send plain HTTP requests to a WebSocket listener with curl.
 command -v curl >/dev/null || missing+=(curl)
+# jemalloc, the binary's allocator, is built from C with make (tikv-jemalloc-sys).
+command -v make >/dev/null || missing+=(make)
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
