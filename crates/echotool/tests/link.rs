@@ -8,6 +8,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -26,7 +27,10 @@ fn root() -> bool {
 fn bench_json(args: &[&str]) -> Value {
     let mut cmd = echotool();
     cmd.arg("bench").args(args).arg("--json");
-    let out = run(cmd, b"");
+    // Measuring takes its time: `--scenario latency,setup` is 11 rows (4 latency, TCP's set-up,
+    // TLS's 2 and QUIC's 4 set-up variants) of warm-up plus duration each, 19 to 20 s of a
+    // debug build at 1.5 s a row, which the default patience (20 s) cut off at random.
+    let out = run_within(cmd, b"", Duration::from_secs(60));
     assert!(out.status.success(), "{args:?}: {}", out.stderr);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
 }

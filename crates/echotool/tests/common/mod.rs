@@ -247,7 +247,14 @@ impl Outcome {
 }
 
 /// Runs `cmd` with `input` on stdin, waiting at most [`PATIENCE`].
-pub fn run(mut cmd: Command, input: &[u8]) -> Outcome {
+pub fn run(cmd: Command, input: &[u8]) -> Outcome {
+    run_within(cmd, input, PATIENCE)
+}
+
+/// Runs `cmd` with `input` on stdin, waiting at most `patience`: for a command that measures
+/// for a known time longer than [`PATIENCE`] allows.
+#[allow(dead_code, reason = "not every test binary runs such a command")]
+pub fn run_within(mut cmd: Command, input: &[u8], patience: Duration) -> Outcome {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -269,7 +276,7 @@ pub fn run(mut cmd: Command, input: &[u8]) -> Outcome {
         let _ = stderr.read_to_string(&mut buf);
         buf
     });
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience;
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             break status;
@@ -278,7 +285,7 @@ pub fn run(mut cmd: Command, input: &[u8]) -> Outcome {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "{:?} did not finish within {PATIENCE:?}; stderr: {}",
+                "{:?} did not finish within {patience:?}; stderr: {}",
                 cmd.get_args().collect::<Vec<_>>(),
                 err.join().unwrap()
             );
