@@ -82,14 +82,11 @@ cargo test --workspace --locked
 # A smoke of every fuzz target, 5 s each, after a build of them all (scripts/fuzz.sh; the
 # README's "Fuzzing" says more). It needs the nightly toolchain and cargo-fuzz: cargo-fuzz is
 # installed here when nightly is, and without nightly the script says "skipping" and passes.
-# The smoke builds without AddressSanitizer: it checks that every target builds and runs, and
-# the ASan build alone took 7 of CI's 20 minutes on a 2-core machine (160 s without it). The
-# fuzzing that finds bugs, scripts/fuzz.sh's long runs, keeps AddressSanitizer by default.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz for the fuzz smoke" >&2
   cargo install cargo-fuzz --locked --quiet
 fi
-FUZZ_SANITIZER=none scripts/fuzz.sh --no-log 5
+scripts/fuzz.sh --no-log 5
 
 # The soak test's 60-second version (benches/soak.sh; the README's "Reliability" says what it
 # checks): every protocol under load at once, idle connections, churn and a client that never
