@@ -69,7 +69,7 @@ impl SessionCache {
     /// The sessions; a panic elsewhere while holding the lock leaves them consistent (each
     /// change is one insert or remove), so poisoning is ignored.
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        echotool_core::lock_ignoring_poison(&self.held)
     }
 }
 
