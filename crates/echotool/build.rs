@@ -1,10 +1,18 @@
 //! Records, for `echotool version`, the target triple and the versions of the libraries that
-//! shape what echotool measures (rustls, quinn, tokio, aws-lc-rs), as locked in Cargo.lock.
+//! shape what echotool measures (rustls, quinn, tokio, aws-lc-rs, the allocator), as locked in
+//! Cargo.lock.
 
 use std::path::Path;
 
 /// The libraries `echotool version` names.
-const LIBRARIES: [&str; 5] = ["rustls", "quinn", "tokio", "aws-lc-rs", "aws-lc-sys"];
+const LIBRARIES: [&str; 6] = [
+    "rustls",
+    "quinn",
+    "tokio",
+    "aws-lc-rs",
+    "aws-lc-sys",
+    "tikv-jemallocator",
+];
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();

@@ -10,7 +10,9 @@
 //! the goal is 1 KiB). The price is about 1.4 MiB more at start; an idle QUIC connection costs
 //! about the same (about 23.9 KB, against 23.7 KB), and RSS under the soak is as flat as with
 //! glibc. mimalloc was measured too and lost on each of these (1 062 B per idle TCP
-//! connection, twice the RSS at start). Figures: benches/results/idle-memory.md.
+//! connection, twice the RSS at start). Figures: benches/results/idle-memory.md. It is the
+//! default feature `jemalloc`; a build without it (`--no-default-features --features tcp,udp`,
+//! say) uses the system's malloc and needs no C compiler.
 
 mod bench;
 #[cfg(feature = "secure")]
@@ -29,6 +31,7 @@ use std::process::ExitCode;
 use crate::cli::{Command, ConfigCommand};
 
 /// jemalloc, not glibc's malloc: see the crate docs.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -115,6 +118,14 @@ fn version(registry: &echotool_core::Registry) {
     #[cfg(feature = "quic")]
     println!("quinn {}", env!("ECHOTOOL_DEP_QUINN"));
     println!("tokio {}", env!("ECHOTOOL_DEP_TOKIO"));
+    // The allocator shapes every memory figure (idle bytes per connection, RSS in the soak).
+    #[cfg(feature = "jemalloc")]
+    println!(
+        "allocator: jemalloc (tikv-jemallocator {})",
+        env!("ECHOTOOL_DEP_TIKV_JEMALLOCATOR")
+    );
+    #[cfg(not(feature = "jemalloc"))]
+    println!("allocator: the system's malloc");
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ fn version_names_the_libraries_and_the_target() {
         "crypto provider: aws-lc-rs 1.",
         "quinn 0.11.",
         "tokio 1.",
+        "allocator: jemalloc (tikv-jemallocator 0.",
     ] {
         assert!(text.contains(needle), "{needle:?} in {text}");
     }
