@@ -28,8 +28,8 @@ fn bench_json(args: &[&str]) -> Value {
     let mut cmd = echotool();
     cmd.arg("bench").args(args).arg("--json");
     // Measuring takes its time: `--scenario latency,setup` is 11 rows (4 latency, TCP's set-up,
-    // TLS's 2 and QUIC's 4 set-up variants) of warm-up plus duration each, 19 to 20 s of a
-    // debug build at 1.5 s a row, which the default patience (20 s) cut off at random.
+    // TLS's 2 and QUIC's 4 set-up variants) of warm-up plus duration each, 11 s of a debug
+    // build at 1 s a row (19 to 20 s at 1.5 s, which the default patience of 20 s cut off).
     let out = run_within(cmd, b"", Duration::from_secs(60));
     assert!(out.status.success(), "{args:?}: {}", out.stderr);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
@@ -94,8 +94,10 @@ fn round_trips_agree_with_the_textbook_at_two_delays() {
             &spec,
             "--scenario",
             "latency,setup",
+            // At 15 ms each way the slowest row (TLS's full first echo, three round trips)
+            // still takes 8 samples for its median; every other row more.
             "--duration",
-            "1500ms",
+            "800ms",
             "--warmup",
             "200ms",
         ]);
