@@ -15,6 +15,24 @@ use crate::cli::{LogArgs, OnLimitArg, ServeArgs};
 use crate::logging;
 use crate::os_signals::OsSignals;
 
+/// The server's runtime: one worker per CPU this process may run on, as tokio's default; but
+/// tokio's current-thread scheduler when that is one CPU (`taskset -c 0`, a container given one
+/// CPU), which runs the same tasks on one thread without the work-stealing machinery that one
+/// worker has no use for (no queue to steal from, no sibling to wake).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut builder = if cpus == 1 {
+        tracing::debug!("runtime: one CPU, so tokio's current-thread scheduler");
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tracing::debug!(
+            "runtime: {cpus} CPUs, so tokio's multi-thread scheduler with {cpus} workers"
+        );
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// Runs the server until Ctrl-C or SIGTERM, then prints a summary per listener.
 pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
     let config = args.config.as_deref().map(Config::load).transpose()?;
@@ -27,9 +45,7 @@ pub fn run(registry: &Registry, log: &LogArgs, args: ServeArgs) -> Result<()> {
         .metrics
         .clone()
         .or_else(|| config.as_ref().and_then(|c| c.metrics().cloned()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         // Handlers first: a signal sent the moment `listening on` appears must already find
         // them, or it kills the process without a summary.

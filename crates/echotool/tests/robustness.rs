@@ -294,6 +294,50 @@ fn out_of_file_descriptors_accept_backs_off_without_spinning_and_recovers() {
     assert!(status.success());
 }
 
+/// A server confined to one CPU (`taskset -c 0`, as benches/compare.sh runs it) runs on
+/// tokio's current-thread scheduler: every transport still echoes, and SIGTERM still drains
+/// and sums up.
+#[test]
+fn a_server_on_one_cpu_echoes_every_protocol_and_drains_on_sigterm() {
+    require("taskset");
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0", env!("CARGO_BIN_EXE_echotool"), "-v", "serve"])
+        .env_remove("RUST_LOG");
+    for proto in ["tcp", "udp", "tls", "quic"] {
+        cmd.args(["-l", &format!("{proto}://127.0.0.1:0")]);
+    }
+    let mut proc = Running::spawn(cmd);
+    proc.wait_for_line("runtime: one CPU, so tokio's current-thread scheduler");
+    let urls: Vec<String> = (0..4)
+        .map(|_| {
+            let line = proc.wait_for_line("listening on ");
+            line.rsplit("listening on ")
+                .next()
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    for url in &urls {
+        let mut args = vec!["-m", "on one CPU", url];
+        if url.starts_with("tls") || url.starts_with("quic") {
+            args.push("--insecure");
+        }
+        let out = connect(&args, b"");
+        assert_eq!(out.stdout, b"on one CPU\n", "{url}: {}", out.stderr);
+    }
+    proc.signal(libc::SIGTERM);
+    let (status, lines) = proc.wait();
+    assert!(status.success(), "{lines:#?}");
+    for url in &urls {
+        let want = format!("summary {url}: ");
+        assert!(
+            lines.iter().any(|l| l.contains(&want)),
+            "{want} in {lines:#?}"
+        );
+    }
+}
+
 #[test]
 fn sigterm_finishes_in_flight_echoes_then_exits_zero_with_a_summary() {
     let server = Server::start(&["-l", ":0"]);
