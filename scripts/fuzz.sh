@@ -5,7 +5,7 @@
 # it keep going. Prints each target's executions per second and total executions (libFuzzer's
 # final stats) and appends them to fuzz/runs.md, the record the README's figures come from.
 #
-#   scripts/fuzz.sh [--require] [--no-log] [--dev] [SECONDS_PER_TARGET] [TARGET...]
+#   scripts/fuzz.sh [--require] [--no-log] [--dev] [--build-only] [SECONDS_PER_TARGET] [TARGET...]
 #
 # Without a nightly toolchain or cargo-fuzz it says "skipping: ..." and exits 0, so that CI
 # does not fail for a missing nightly; --require makes that an error. A crash (or a hang, or a
@@ -15,6 +15,7 @@
 # --dev builds without optimisation (cargo fuzz build --dev): half the build time (about 100
 # against 230 s here) for about a twentieth of the executions per second, which is what a
 # smoke of a few seconds wants (scripts/test.sh); long runs want the default release build.
+# --build-only builds and stops (scripts/test.sh builds beside the soak, then runs).
 # FUZZ_SANITIZER=none builds without AddressSanitizer (cargo fuzz -s none) for long runs of
 # these safe-Rust parsers (no shadow-memory checks on every access); runs.md says so beside
 # each such run. Keep its builds apart (CARGO_TARGET_DIR) or each switch rebuilds everything.
@@ -25,6 +26,7 @@ root="$(pwd)"
 require=false
 log_runs=true
 profile=release
+build_only=false
 seconds=60
 targets=()
 sanitizer=${FUZZ_SANITIZER:-address}
@@ -33,8 +35,9 @@ for arg in "$@"; do
     --require) require=true ;;
     --no-log) log_runs=false ;;
     --dev) profile=dev ;;
+    --build-only) build_only=true ;;
     -h | --help)
-      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -89,6 +92,7 @@ started=$SECONDS
 echo "building the fuzz targets (nightly, $described, sanitizer: $sanitizer)" >&2
 (cd fuzz && nice -n 10 cargo +nightly fuzz build "${build[@]}" >&2)
 echo "built in $((SECONDS - started)) s" >&2
+$build_only && exit 0
 
 # The certificates and keys `echotool certs` writes, and keys in the encodings it accepts
 # from elsewhere (PKCS#1, SEC1, encrypted PKCS#8), made afresh for the pem target's corpus:

@@ -73,9 +73,9 @@ mkdir -p "$target"
 peers_log="$target/test-peers.log"
 (set -e; install_peers) >"$peers_log" 2>&1 &
 peers=$!
-# A failed check below stops this script; the install still runs to its end (an apt-get cut
-# short can leave dpkg half-configured).
-trap 'wait "$peers" 2>/dev/null || true' EXIT
+# A failed check below stops this script; the install (and the fuzz build below) still runs to
+# its end (an apt-get cut short can leave dpkg half-configured).
+trap 'wait 2>/dev/null || true' EXIT
 # The tests run their Python peers with this interpreter.
 ECHOTOOL_TEST_PYTHON="$(realpath -m "$venv")/bin/python"
 export ECHOTOOL_TEST_PYTHON
@@ -110,13 +110,15 @@ cargo test --workspace --locked
 # A smoke of every fuzz target, 5 s each, after an unoptimised build of them all (--dev: half
 # the build time of a release build; scripts/fuzz.sh; the README's "Fuzzing" says more). It
 # needs the nightly toolchain and cargo-fuzz: cargo-fuzz is installed here when nightly is, and
-# without nightly the script says "skipping" and passes.
+# without nightly the script says "skipping" and passes. The targets build (niced) beside the
+# soak below, which was made for machines shared with builds, and run after it.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz for the fuzz smoke" >&2
   cargo install cargo-fuzz --locked --quiet
 fi
-phase "the fuzz smoke"
-scripts/fuzz.sh --no-log --dev 5
+fuzz_log="$target/fuzz-build.log"
+nice -n 19 scripts/fuzz.sh --dev --build-only >"$fuzz_log" 2>&1 &
+fuzz_build=$!
 
 # The soak test's 60-second version (benches/soak.sh; the README's "Reliability" says what it
 # checks): every protocol under load at once, idle connections, churn and a client that never
@@ -127,4 +129,13 @@ scripts/fuzz.sh --no-log --dev 5
 phase "the soak"
 SOAK_OUT="$target/soak-ci" ECHOTOOL="$target/debug/echotool" ECHOTOOL_PREBUILT=1 \
   bash benches/soak.sh 60
+phase "the fuzz smoke"
+if ! wait "$fuzz_build"; then
+  cat "$fuzz_log" >&2
+  echo "error: building the fuzz targets failed (the lines above say where)" >&2
+  exit 1
+fi
+cat "$fuzz_log" >&2
+scripts/fuzz.sh --no-log --dev 5
+
 phase "done"
