@@ -80,6 +80,17 @@ trap 'wait 2>/dev/null || true' EXIT
 ECHOTOOL_TEST_PYTHON="$(realpath -m "$venv")/bin/python"
 export ECHOTOOL_TEST_PYTHON
 
+# Waits for background job PID, shows its log LOG, and stops with "error: MESSAGE" if it failed.
+join() {
+  local status=0
+  wait "$1" || status=$?
+  cat "$2" >&2
+  if ((status)); then
+    echo "error: $3" >&2
+    exit 1
+  fi
+}
+
 # Where the time goes, for CI's log (CI must stay under 20 minutes).
 phase() { echo "test.sh, ${SECONDS} s in: $*" >&2; }
 
@@ -98,12 +109,7 @@ fi
 # The tests build while the peers install; they run once both are done.
 phase "building the tests"
 cargo test --workspace --locked --no-run
-if ! wait "$peers"; then
-  cat "$peers_log" >&2
-  echo "error: installing the test peers failed (the lines above say where); the tests need them" >&2
-  exit 1
-fi
-cat "$peers_log" >&2
+join "$peers" "$peers_log" "installing the test peers failed (the lines above say where); the tests need them"
 phase "the tests"
 cargo test --workspace --locked
 
@@ -130,12 +136,7 @@ phase "the soak"
 SOAK_OUT="$target/soak-ci" ECHOTOOL="$target/debug/echotool" ECHOTOOL_PREBUILT=1 \
   bash benches/soak.sh 60
 phase "the fuzz smoke"
-if ! wait "$fuzz_build"; then
-  cat "$fuzz_log" >&2
-  echo "error: building the fuzz targets failed (the lines above say where)" >&2
-  exit 1
-fi
-cat "$fuzz_log" >&2
+join "$fuzz_build" "$fuzz_log" "building the fuzz targets failed (the lines above say where)"
 scripts/fuzz.sh --no-log --dev 5
 
 phase "done"
