@@ -253,7 +253,6 @@ pub fn run(cmd: Command, input: &[u8]) -> Outcome {
 
 /// Runs `cmd` with `input` on stdin, waiting at most `patience`: for a command that measures
 /// for a known time longer than [`PATIENCE`] allows.
-#[allow(dead_code, reason = "not every test binary runs such a command")]
 pub fn run_within(mut cmd: Command, input: &[u8], patience: Duration) -> Outcome {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
