@@ -264,6 +264,17 @@ impl Future for ConnectionDriver {
             conn.terminate(e, &self.conn.shared);
             return Poll::Ready(Ok(()));
         }
+        // echotool patch: when what arrived wakes the application (data to read, a new stream,
+        // the handshake done), let it run before transmitting, once: this task goes to the
+        // back of the run queue, behind the tasks it woke, and the next poll transmits. What
+        // the application writes in reply then leaves with the acknowledgements and handshake
+        // messages already due, in the same datagrams, and it reads before they are sent.
+        if !conn.transmit_deferred && conn.forward_app_events(&self.conn.shared) {
+            conn.transmit_deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        conn.transmit_deferred = false;
         let mut keep_going = conn.drive_transmit(cx)?;
         // If a timer expires, there might be more to transmit. When we transmit something, we
         // might need to reset a timer. Hence, we must loop until neither happens.
@@ -926,6 +937,7 @@ impl ConnectionRef {
                 runtime,
                 send_buffer: Vec::new(),
                 buffered_transmit: None,
+                transmit_deferred: false,
             }),
             shared: Shared::default(),
         }))
@@ -1010,6 +1022,9 @@ pub(crate) struct State {
     send_buffer: Vec<u8>,
     /// We buffer a transmit when the underlying I/O would block
     buffered_transmit: Option<proto::Transmit>,
+    /// echotool patch: the driver's last poll woke the application and left transmitting to
+    /// the next poll (see `ConnectionDriver::poll`).
+    transmit_deferred: bool,
 }
 
 impl State {
@@ -1146,8 +1161,12 @@ impl State {
         }
     }
 
-    fn forward_app_events(&mut self, shared: &Shared) {
+    /// Wakes the application's tasks for the connection's events; returns whether there were
+    /// any (echotool patch).
+    fn forward_app_events(&mut self, shared: &Shared) -> bool {
+        let mut any = false;
         while let Some(event) = self.inner.poll() {
+            any = true;
             use proto::Event::*;
             match event {
                 HandshakeDataReady => {
@@ -1197,6 +1216,7 @@ impl State {
                 }
             }
         }
+        any
     }
 
     fn drive_timer(&mut self, cx: &mut Context<'_>) -> bool {
