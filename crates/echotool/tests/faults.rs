@@ -86,12 +86,7 @@ impl Serving {
             .args(["--metrics", "127.0.0.1:0"]);
         cmd.env_remove("RUST_LOG");
         let mut proc = Running::spawn(cmd);
-        let urls = (0..listeners)
-            .map(|_| {
-                let line = proc.wait_for_line("listening on ");
-                line.trim_start_matches("listening on ").trim().to_string()
-            })
-            .collect();
+        let urls = proc.listening_urls(listeners);
         let line = proc.wait_for_line("metrics on ");
         let metrics = line.trim_start_matches("metrics on ").trim().to_string();
         Serving {

@@ -308,16 +308,7 @@ fn a_server_on_one_cpu_echoes_every_protocol_and_drains_on_sigterm() {
     }
     let mut proc = Running::spawn(cmd);
     proc.wait_for_line("runtime: one CPU, so tokio's current-thread scheduler");
-    let urls: Vec<String> = (0..4)
-        .map(|_| {
-            let line = proc.wait_for_line("listening on ");
-            line.rsplit("listening on ")
-                .next()
-                .unwrap()
-                .trim()
-                .to_string()
-        })
-        .collect();
+    let urls = proc.listening_urls(4);
     for url in &urls {
         let mut args = vec!["-m", "on one CPU", url];
         if url.starts_with("tls") || url.starts_with("quic") {

@@ -68,6 +68,17 @@ impl Running {
         }
     }
 
+    /// Waits for `n` `listening on` lines of a server and returns their URLs, in order.
+    pub fn listening_urls(&mut self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let line = self.wait_for_line("listening on ");
+                let url = line.rsplit("listening on ").next().expect("split");
+                url.trim().to_string()
+            })
+            .collect()
+    }
+
     /// Waits for a stderr line containing `needle` and returns it.
     pub fn wait_for_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
@@ -161,12 +172,7 @@ impl Server {
         let mut cmd = echotool();
         cmd.arg("serve").args(args);
         let mut proc = Running::spawn(cmd);
-        let urls = (0..n)
-            .map(|_| {
-                let line = proc.wait_for_line("listening on ");
-                line.trim_start_matches("listening on ").trim().to_string()
-            })
-            .collect();
+        let urls = proc.listening_urls(n);
         Server { proc, urls }
     }
 
