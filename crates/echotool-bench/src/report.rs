@@ -85,6 +85,34 @@ pub struct Parameters {
     pub start_period_s: Option<f64>,
     /// Milliseconds an echo may take (`None`: 1000 for datagrams, 5000 for streams).
     pub echo_timeout_ms: Option<u128>,
+    /// The external targets' names, each resolved once before measuring (IP literals and
+    /// socket paths are not resolved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<Resolution>,
+}
+
+/// A target's name, resolved once before measuring: no dial of the run resolves it again,
+/// so set-up times leave name resolution out, as curl's `time_connect` and wrk's do.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Resolution {
+    /// The name resolved.
+    pub name: String,
+    /// Its addresses, in resolver order.
+    pub addresses: Vec<String>,
+    /// How long resolving took, in microseconds.
+    pub took_us: f64,
+}
+
+impl Resolution {
+    /// `localhost → 127.0.0.1, ::1 (85 µs)`.
+    fn describe(&self) -> String {
+        format!(
+            "{} → {} ({:.0} µs)",
+            self.name,
+            self.addresses.join(", "),
+            self.took_us
+        )
+    }
 }
 
 impl Parameters {
@@ -106,6 +134,7 @@ impl Parameters {
             start_at_unix: opts.start_at.map(crate::clock::unix),
             start_period_s: opts.start_at.map(|_| opts.period().as_secs_f64()),
             echo_timeout_ms: opts.echo_timeout.map(|t| t.as_millis()),
+            resolved: Vec::new(),
         }
     }
 }
@@ -696,9 +725,20 @@ impl Report {
             threads(t.client_threads),
             cpus(&t.client_cpus)
         );
-        let where_ = match self.parameters.targets.is_empty() {
-            false => client,
-            true => format!(
+        let where_ = match (
+            self.parameters.targets.is_empty(),
+            &self.parameters.resolved[..],
+        ) {
+            (false, []) => client,
+            (false, resolved) => format!(
+                "{client}; resolved once, before measuring: {}",
+                resolved
+                    .iter()
+                    .map(Resolution::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            (true, _) => format!(
                 "servers: {} on {}; {client}",
                 threads(t.server_threads),
                 cpus(&t.server_cpus)

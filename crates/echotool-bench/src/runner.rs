@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use echotool_core::{
-    Addressing, Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, ServerOptions,
-    Transport,
+    Addressing, Channel, ClientOptions, Endpoint, HostPort, Kind, Registry, Resolved,
+    ServerOptions, Transport,
 };
 use echotool_core::{ListenSpec, Running, bind_all, start};
 use echotool_link::LinkSpec;
@@ -16,7 +16,7 @@ use crate::load::close;
 use crate::measure::{BeforeFirstDial, Measurement};
 use crate::network::{LinkSummary, Network};
 use crate::progress::Progress;
-use crate::report::{Parameters, Report, Row, SCHEMA, ServerSummary};
+use crate::report::{Parameters, Report, Resolution, Row, SCHEMA, ServerSummary};
 use crate::scratch::ScratchDir;
 use crate::{BenchError, BenchOptions, Clock, Machine, Scenario, Shape};
 
@@ -61,7 +61,7 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
         network.client_start(),
     )
     .map_err(io_err("starting the client runtime"))?;
-    let (targets, servers) = match opts.targets.is_empty() {
+    let (mut targets, servers) = match opts.targets.is_empty() {
         false => {
             let targets = opts
                 .targets
@@ -74,6 +74,7 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
             (targets, Some(servers))
         }
     };
+    let resolved = resolve_ahead(&client_rt, &mut targets)?;
     let shapes = opts.shapes();
     preflight(&client_rt, &targets, &shapes)?;
     let measured = measure_all(&client_rt, &mut network, &targets, &shapes, opts)?;
@@ -95,7 +96,10 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
         machine: Machine::current(),
         clock,
         threads: plan,
-        parameters: Parameters::new(opts, external, protocols(registry, opts)),
+        parameters: Parameters {
+            resolved,
+            ..Parameters::new(opts, external, protocols(registry, opts))
+        },
         rows: measured.rows,
         servers,
         links: measured.links,
@@ -106,6 +110,38 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     };
     report.findings = report.judge();
     Ok(report)
+}
+
+/// Resolves each target's name once, before anything is measured, so that no dial of the run
+/// resolves it again: set-up times then measure connecting, as wrk's and h2load's do, and every
+/// dial goes to the same addresses. IP literals and socket paths have nothing to resolve.
+fn resolve_ahead(
+    client_rt: &tokio::runtime::Runtime,
+    targets: &mut [Target],
+) -> Result<Vec<Resolution>, BenchError> {
+    let mut resolutions = Vec::new();
+    for target in targets {
+        let addr = &target.addr;
+        if addr.host.is_empty() || addr.ip().is_some() {
+            continue;
+        }
+        let name = addr.clone();
+        // On the runtime's threads: with a link, only they are inside its client side.
+        let resolved = client_rt
+            .block_on(client_rt.spawn(async move { Resolved::ahead(&name).await }))
+            .map_err(|e| BenchError::Io {
+                context: format!("resolving {}", target.addr.host),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(BenchError::Transport)?;
+        resolutions.push(Resolution {
+            name: addr.host.clone(),
+            addresses: resolved.addrs.iter().map(|a| a.ip().to_string()).collect(),
+            took_us: resolved.took.as_secs_f64() * 1e6,
+        });
+        target.client.resolved = Some(resolved);
+    }
+    Ok(resolutions)
 }
 
 /// Refuses `--link` for a transport addressed by a socket path: nothing it sends crosses a

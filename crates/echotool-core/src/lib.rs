@@ -53,7 +53,7 @@ pub use options::{
 pub use peer::{Credentials, Peer};
 pub use poison::lock_ignoring_poison;
 pub use registry::Registry;
-pub use resolve::{Family, resolve};
+pub use resolve::{Family, Resolved, resolve, resolve_dial};
 pub use servers::{
     BoundListener, Conflict, ListenSpec, ListenerSummary, Running, ServeContext, bind_all,
     find_conflict, start,

@@ -242,6 +242,9 @@ pub struct ClientOptions {
     /// through one shared endpoint (one socket, one driver) instead of a new one per
     /// connection. Off by default, so that a dial to a closed port is told "refused" at once.
     pub shared_endpoint: bool,
+    /// The target's addresses, resolved once ahead of many dials (the bench does this);
+    /// `None` resolves the name at every dial.
+    pub resolved: Option<crate::Resolved>,
 }
 
 impl Default for ClientOptions {
@@ -253,6 +256,7 @@ impl Default for ClientOptions {
             datagrams: false,
             resume: true,
             shared_endpoint: false,
+            resolved: None,
         }
     }
 }

@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use echotool_core::resolve;
+use echotool_core::resolve_dial;
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Error, Family, HostPort, Result, Server,
     ServerOptions, Setting, SetupVariant, Transport, async_trait,
@@ -126,7 +126,7 @@ impl Transport for QuicTransport {
 
     async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection> {
         let url = format!("quic://{addr}");
-        let peer = resolve(addr, Family::Any).await?[0];
+        let peer = resolve_dial(addr, Family::Any, opts.resolved.as_ref()).await?[0];
         let setup = self.clients.get(&opts.tls, QUIC, opts.resume)?;
         let crypto = QuicClientConfig::try_from(setup.config.clone())
             .map_err(|e| QuicError::Config(e.to_string()))?;

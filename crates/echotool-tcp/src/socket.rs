@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use echotool_core::resolve;
 use echotool_core::{ClientOptions, Error, Family, HostPort, Result, SocketOptions};
+use echotool_core::{resolve, resolve_dial};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -56,8 +56,9 @@ fn listen_on(
     TcpListener::from_std(socket.into())
 }
 
-/// Connects to `addr`, trying each resolved address of `family` in turn, all within
-/// `opts.connect_timeout`. TCP_NODELAY and buffer sizes come from `opts.socket`.
+/// Connects to `addr`, trying each of its addresses of `family` in turn (resolved now, or ahead
+/// in `opts.resolved`), all within `opts.connect_timeout`. TCP_NODELAY and buffer sizes come
+/// from `opts.socket`.
 pub async fn dial(
     url: &str,
     addr: &HostPort,
@@ -66,7 +67,7 @@ pub async fn dial(
 ) -> Result<TcpStream> {
     let attempt = async {
         let mut last = None;
-        for candidate in resolve(addr, family).await? {
+        for candidate in resolve_dial(addr, family, opts.resolved.as_ref()).await? {
             match connect_to(candidate, &opts.socket).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => last = Some(e),

@@ -18,7 +18,7 @@ pub use server::UdpServer;
 
 use std::net::SocketAddr;
 
-use echotool_core::resolve;
+use echotool_core::resolve_dial;
 use echotool_core::{
     Binding, Channel, ClientOptions, Connection, DatagramSocket, Error, Family, HostPort, Kind,
     Result, Server, ServerOptions, Setting, Transport, async_trait,
@@ -72,7 +72,7 @@ impl Transport for UdpTransport {
 
     async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection> {
         let url = format!("udp://{addr}");
-        let peer = resolve(addr, Family::Any).await?[0];
+        let peer = resolve_dial(addr, Family::Any, opts.resolved.as_ref()).await?[0];
         let local: SocketAddr = if peer.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {

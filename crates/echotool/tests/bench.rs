@@ -386,6 +386,45 @@ fn target_mode_measures_socat_and_ncat() {
 }
 
 #[test]
+fn a_target_name_is_resolved_once_before_measuring() {
+    let (_socat, port) = tcp_peer("socat", |port| {
+        vec![
+            format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+            "PIPE".into(),
+        ]
+    });
+    let target = format!("tcp://localhost:{port}");
+    let args = [
+        "--target",
+        &target,
+        "--scenario",
+        "setup",
+        "--duration",
+        "300ms",
+    ];
+    let out = bench(&[&args[..], &["--warmup", "0", "--json"]].concat());
+    assert!(out.status.success(), "{}", out.stderr);
+    let report = json_of(&out);
+    let resolved = &report["parameters"]["resolved"][0];
+    assert_eq!(resolved["name"], "localhost", "{report}");
+    let addresses = resolved["addresses"].as_array().unwrap();
+    assert!(addresses.iter().any(|a| a == "127.0.0.1"), "{resolved}");
+    assert!(resolved["took_us"].as_f64().unwrap() > 0.0, "{resolved}");
+    let setup = &report["rows"][0]["median"];
+    assert!(setup["messages"].as_u64().unwrap() > 0, "{setup}");
+
+    // The table's header says so, with what the name resolved to.
+    let out = bench(&[&args[..], &["--warmup", "0"]].concat());
+    assert!(out.status.success(), "{}", out.stderr);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("resolved once, before measuring: localhost → ")
+            && table.contains("127.0.0.1"),
+        "{table}"
+    );
+}
+
+#[test]
 fn bad_bench_flags_are_explained() {
     bench(&["--scenario", "fastest"]).assert_error(2, &["'fastest' is not a scenario"]);
     bench(&["--proto", "carrier-pigeon", "--duration", "100ms"])
