@@ -646,7 +646,8 @@ impl Endpoint {
             });
         }
 
-        let tls = server_config.crypto.clone().start_session(version, &params);
+        let server_crypto = server_config.crypto.clone();
+        let tls = server_crypto.clone().start_session(version, &params);
         let transport_config = server_config.transport.clone();
         let mut conn = self.add_connection(
             ch,
@@ -662,6 +663,7 @@ impl Endpoint {
                 server_config,
                 pref_addr_cid,
                 path_validated: remote_address_validated,
+                initial_keys: Some(incoming.crypto),
             },
         );
         self.index.insert_initial(dst_cid, ch);
@@ -686,15 +688,22 @@ impl Endpoint {
             Err(e) => {
                 debug!("handshake failed: {}", e);
                 self.handle_event(ch, EndpointEvent(EndpointEventInner::Drained));
-                let response = match e {
-                    ConnectionError::TransportError(ref e) => Some(self.initial_close(
-                        version,
-                        incoming.addresses,
-                        &incoming.crypto,
-                        &src_cid,
-                        e.clone(),
-                        buf,
-                    )),
+                // [echotool patch] The connection took the endpoint's Initial keys; a refusal,
+                // rare, derives them again.
+                let response = match &e {
+                    ConnectionError::TransportError(e) => server_crypto
+                        .initial_keys(version, &dst_cid)
+                        .ok()
+                        .map(|keys| {
+                            self.initial_close(
+                                version,
+                                incoming.addresses,
+                                &keys,
+                                &src_cid,
+                                e.clone(),
+                                buf,
+                            )
+                        }),
                     _ => None,
                 };
                 Err(AcceptError { cause: e, response })
