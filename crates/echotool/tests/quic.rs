@@ -514,11 +514,7 @@ fn sslkeylogfile_is_honoured_with_a_warning_on_both_sides() {
         ]);
         let mut server = Running::spawn(cmd);
         server.wait_for_line("SSLKEYLOGFILE is set");
-        let line = server.wait_for_line("listening on ");
-        let url = line
-            .trim_start_matches("listening on ")
-            .trim()
-            .replace("127.0.0.1", "localhost");
+        let url = server.listening_urls(1)[0].replace("127.0.0.1", "localhost");
         let mut client = echotool();
         client.env("SSLKEYLOGFILE", &client_log).args([
             "connect",

@@ -86,8 +86,7 @@ fn serve_with_fd_limit(limit: u64, args: &str) -> (Running, SocketAddr) {
         .arg(format!("ulimit -n {limit} && exec {bin} {args}"));
     cmd.env_remove("RUST_LOG");
     let mut proc = Running::spawn(cmd);
-    let line = proc.wait_for_line("listening on ");
-    let addr = line.rsplit("://").next().unwrap().trim().parse().unwrap();
+    let addr = proc.listening_addr().parse().unwrap();
     (proc, addr)
 }
 
@@ -136,8 +135,7 @@ fn idle_connections_are_closed_after_the_idle_timeout_and_logged_with_their_peer
     let mut cmd = echotool();
     cmd.args(["-v", "serve", "-l", ":0", "--idle-timeout", "300ms"]);
     let mut proc = Running::spawn(cmd);
-    let line = proc.wait_for_line("listening on ");
-    let addr: SocketAddr = line.rsplit("://").next().unwrap().trim().parse().unwrap();
+    let addr: SocketAddr = proc.listening_addr().parse().unwrap();
     let mut s = dial(addr);
     echo(&mut s, b"hello");
     let started = Instant::now();
@@ -225,8 +223,7 @@ fn resets_and_dying_clients_are_logged_and_disturb_nobody() {
     let mut cmd = echotool();
     cmd.args(["-v", "serve", "-l", ":0"]);
     let mut proc = Running::spawn(cmd);
-    let line = proc.wait_for_line("listening on ");
-    let addr: SocketAddr = line.rsplit("://").next().unwrap().trim().parse().unwrap();
+    let addr: SocketAddr = proc.listening_addr().parse().unwrap();
     let mut bystander = dial(addr);
     echo(&mut bystander, b"before");
 
@@ -426,8 +423,7 @@ fn json_logs_carry_structured_fields_and_rust_log_overrides_flags() {
         .env("RUST_LOG", "error")
         .args(["-v", "serve", "-l", ":0"]);
     let mut proc = Running::spawn(quiet);
-    let line = proc.wait_for_line("listening on ");
-    let addr = line.rsplit("://").next().unwrap().trim().to_string();
+    let addr = proc.listening_addr();
     connect(&["-m", "x", &addr], b"");
     proc.signal(libc::SIGINT);
     let (_, lines) = proc.wait();

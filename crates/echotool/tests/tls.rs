@@ -462,8 +462,7 @@ fn garbage_and_stalled_handshakes_do_not_disturb_other_clients() {
         &dir.file("server-key.pem"),
     ]);
     let mut proc = Running::spawn(cmd);
-    let line = proc.wait_for_line("listening on ");
-    let addr = line.rsplit("tls://").next().unwrap().trim().to_string();
+    let addr = proc.listening_addr();
     // Plaintext on the TLS port: logged and closed.
     let mut plain = TcpStream::connect(&addr).unwrap();
     plain.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
@@ -548,8 +547,7 @@ fn verbose_tls_server(cert: &str, key: &str, extra: &[&str]) -> (Running, String
     ])
     .args(extra);
     let mut proc = Running::spawn(cmd);
-    let line = proc.wait_for_line("listening on ");
-    let addr = line.rsplit("tls://").next().unwrap().trim().to_string();
+    let addr = proc.listening_addr();
     (proc, addr)
 }
 

@@ -172,8 +172,7 @@ fn datagrams_from_reflection_ports_are_dropped() {
     let mut cmd = echotool();
     cmd.args(["-v", "serve", "--proto", "udp", "-l", "127.0.0.1:0"]);
     let mut proc = Running::spawn(cmd);
-    let line = proc.wait_for_line("listening on ");
-    let addr = line.rsplit("udp://").next().unwrap().trim().to_string();
+    let addr = proc.listening_addr();
     let echo_port = match UdpSocket::bind("127.0.0.1:7") {
         Ok(socket) => socket,
         Err(e) => {

@@ -185,8 +185,7 @@ fn python_server(extra: &[&str]) -> Running {
 }
 
 fn listening(peer: &mut Running) -> String {
-    let line = peer.wait_for_line("listening on ");
-    line.trim_start_matches("listening on ").trim().to_string()
+    peer.listening_urls(1).remove(0)
 }
 
 #[test]

@@ -79,6 +79,13 @@ impl Running {
             .collect()
     }
 
+    /// Waits for a server's first `listening on` line and returns the address its URL names
+    /// (`127.0.0.1:5555` of `tcp://127.0.0.1:5555`).
+    pub fn listening_addr(&mut self) -> String {
+        let url = self.listening_urls(1).remove(0);
+        url.rsplit("://").next().expect("split").to_string()
+    }
+
     /// Waits for a stderr line containing `needle` and returns it.
     pub fn wait_for_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
