@@ -90,6 +90,9 @@ pub struct BenchOptions {
     pub protocols: Vec<String>,
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
+    /// Only these set-up variants, by name (`resumed`, `0-rtt-shared`); empty measures every
+    /// variant of each protocol. A protocol without variants (TCP) is measured as usual.
+    pub variants: Vec<String>,
     /// Connections (sockets for datagrams); `None` uses each scenario's default.
     pub conns: Option<usize>,
     /// Message sizes to sweep; empty uses each scenario's default.
@@ -135,6 +138,7 @@ impl Default for BenchOptions {
         BenchOptions {
             protocols: Vec::new(),
             scenarios: Scenario::ALL.to_vec(),
+            variants: Vec::new(),
             conns: None,
             sizes: Vec::new(),
             depth: None,
@@ -239,6 +243,11 @@ impl BenchOptions {
         }
         if self.scenarios.is_empty() {
             return Err(BenchError::Invalid("no scenario to run".into()));
+        }
+        if !self.variants.is_empty() && !self.scenarios.contains(&Scenario::Setup) {
+            return Err(BenchError::Invalid(
+                "--variant picks among the set-up scenario's variants: add --scenario setup".into(),
+            ));
         }
         if !self.links.is_empty() && !self.targets.is_empty() {
             return Err(BenchError::Invalid(

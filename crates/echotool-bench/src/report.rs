@@ -69,6 +69,9 @@ pub struct Parameters {
     pub protocols: Vec<String>,
     /// Scenarios asked for.
     pub scenarios: Vec<String>,
+    /// Set-up variants asked for (`--variant`); empty: every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
     /// Measured seconds per run.
     pub duration_s: f64,
     /// Warm-up seconds per run.
@@ -126,6 +129,7 @@ impl Parameters {
                 .iter()
                 .map(|s| s.name().to_string())
                 .collect(),
+            variants: opts.variants.clone(),
             duration_s: opts.duration.as_secs_f64(),
             warmup_s: opts.warmup.as_secs_f64(),
             runs: opts.runs,

@@ -74,6 +74,7 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
             (targets, Some(servers))
         }
     };
+    check_variants(&targets, &opts.variants)?;
     let resolved = resolve_ahead(&client_rt, &mut targets)?;
     let shapes = opts.shapes();
     preflight(&client_rt, &targets, &shapes)?;
@@ -110,6 +111,38 @@ pub fn run(registry: &Registry, opts: &BenchOptions) -> Result<Report, BenchErro
     };
     report.findings = report.judge();
     Ok(report)
+}
+
+/// Refuses a `--variant` that no protocol measured has, naming those they have.
+fn check_variants(targets: &[Target], variants: &[String]) -> Result<(), BenchError> {
+    let known = |name: &str| {
+        targets.iter().any(|t| {
+            let own = t.transport.setup_variants();
+            own.iter().any(|v| v.name == name)
+        })
+    };
+    let Some(unknown) = variants.iter().find(|name| !known(name)) else {
+        return Ok(());
+    };
+    let mut have: Vec<String> = Vec::new();
+    for target in targets {
+        let own = target.transport.setup_variants();
+        let line = match own.is_empty() {
+            true => format!("{} has none", target.name),
+            false => format!(
+                "{} has {}",
+                target.name,
+                own.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        if !have.contains(&line) {
+            have.push(line);
+        }
+    }
+    Err(BenchError::Invalid(format!(
+        "no protocol measured has a set-up variant '{unknown}': {}",
+        have.join("; ")
+    )))
 }
 
 /// Resolves each target's name once, before anything is measured, so that no dial of the run
@@ -180,7 +213,7 @@ fn measure_all(
     let paths = network.paths();
     let steps: usize = targets
         .iter()
-        .map(|t| plans(t, shapes).len() * opts.runs * paths.len())
+        .map(|t| plans(t, shapes, &opts.variants).len() * opts.runs * paths.len())
         .sum();
     let progress = Progress::new(opts.progress, steps);
     let mut measured = Measured {
@@ -195,7 +228,7 @@ fn measure_all(
             network.switch_to(spec)?;
         }
         for target in targets {
-            for (shape, variant, resume, shared_endpoint) in plans(target, shapes) {
+            for (shape, variant, resume, shared_endpoint) in plans(target, shapes, &opts.variants) {
                 let row = RowPlan {
                     target,
                     shape: &shape,
@@ -232,8 +265,9 @@ fn protocols(registry: &Registry, opts: &BenchOptions) -> Vec<String> {
 /// resumes and whether it shares one client endpoint.
 type Plan = (Shape, Option<&'static str>, bool, bool);
 
-/// Every measurement of a target: each shape that applies, in each set-up variant.
-fn plans(target: &Target, shapes: &[Shape]) -> Vec<Plan> {
+/// Every measurement of a target: each shape that applies, in each set-up variant (of
+/// `variants`, when it names any).
+fn plans(target: &Target, shapes: &[Shape], variants: &[String]) -> Vec<Plan> {
     shapes
         .iter()
         // Set-up and streams have no meaning without connections.
@@ -247,8 +281,9 @@ fn plans(target: &Target, shapes: &[Shape]) -> Vec<Plan> {
             let variants: Vec<(Option<&'static str>, bool, bool)> =
                 match (shape.scenario, target.transport.setup_variants()) {
                     (Scenario::Setup, []) => vec![(None, false, false)],
-                    (Scenario::Setup, variants) => variants
+                    (Scenario::Setup, own) => own
                         .iter()
+                        .filter(|v| variants.is_empty() || variants.iter().any(|n| n == v.name))
                         .map(|v| (Some(v.name), v.resume, v.shared_endpoint))
                         .collect(),
                     _ => vec![(None, true, false)],

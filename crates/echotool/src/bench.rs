@@ -32,6 +32,7 @@ pub fn run(registry: &Registry, args: BenchArgs, quiet: bool) -> Result<()> {
             (false, true) => defaults.scenarios,
             (false, false) => args.scenario.clone(),
         },
+        variants: args.variant.clone(),
         conns: args.conns.map(|n| n as usize),
         sizes: args.size.clone(),
         depth: args.depth.map(|n| n as usize),

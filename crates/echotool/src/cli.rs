@@ -257,6 +257,12 @@ pub struct BenchArgs {
     /// flight on one TCP or TLS stream; with --link loss=... it shows head-of-line blocking).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_parser = parse_scenario)]
     pub scenario: Vec<Scenario>,
+    /// Only these set-up variants, comma separated: full, resumed (tls); 1-rtt, 0-rtt,
+    /// 1-rtt-shared, 0-rtt-shared (quic; -shared dials through one client endpoint);
+    /// tcp+upgrade (ws); tls+upgrade, resumed+upgrade (wss). Default: every variant.
+    /// Protocols without variants (tcp, unix) are measured as usual.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub variant: Vec<String>,
     /// Connections (sockets for datagram protocols) per measurement.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub conns: Option<u32>,

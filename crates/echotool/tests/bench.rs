@@ -425,6 +425,52 @@ fn a_target_name_is_resolved_once_before_measuring() {
 }
 
 #[test]
+fn variant_measures_only_the_set_up_variants_named() {
+    let out = bench(&[
+        "--proto",
+        "tcp,quic",
+        "--scenario",
+        "setup",
+        "--variant",
+        "0-rtt-shared",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let report = json_of(&out);
+    let rows: Vec<String> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["protocol"].as_str().unwrap(),
+                r["scenario"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // TCP has no variants and is measured as usual; QUIC only in the one named.
+    assert_eq!(
+        rows,
+        [
+            "tcp setup",
+            "tcp first-echo",
+            "quic setup/0-rtt-shared",
+            "quic first-echo/0-rtt-shared"
+        ],
+        "{report}"
+    );
+    assert_eq!(report["parameters"]["variants"][0], "0-rtt-shared");
+    for row in report["rows"].as_array().unwrap() {
+        assert!(row["median"]["messages"].as_u64().unwrap() > 0, "{row}");
+    }
+}
+
+#[test]
 fn bad_bench_flags_are_explained() {
     bench(&["--scenario", "fastest"]).assert_error(2, &["'fastest' is not a scenario"]);
     bench(&["--proto", "carrier-pigeon", "--duration", "100ms"])
@@ -432,6 +478,27 @@ fn bad_bench_flags_are_explained() {
     bench(&["--target", "tcp://127.0.0.1:1", "--proto", "udp"])
         .assert_error(2, &["cannot be used with"]);
     bench(&["--size", "0"]).assert_error(2, &["--size must be at least 1 byte"]);
+    bench(&[
+        "--proto",
+        "tls",
+        "--scenario",
+        "setup",
+        "--variant",
+        "0-rtt",
+    ])
+    .assert_error(
+        2,
+        &["no protocol measured has a set-up variant '0-rtt': tls has full, resumed"],
+    );
+    bench(&[
+        "--proto",
+        "quic",
+        "--scenario",
+        "latency",
+        "--variant",
+        "0-rtt",
+    ])
+    .assert_error(2, &["--variant picks among the set-up scenario's variants"]);
 }
 
 /// Runs `echotool bench ARGS` in the background with its stderr captured.
