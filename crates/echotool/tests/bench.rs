@@ -441,18 +441,7 @@ fn variant_measures_only_the_set_up_variants_named() {
     ]);
     assert!(out.status.success(), "{}", out.stderr);
     let report = json_of(&out);
-    let rows: Vec<String> = report["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["protocol"].as_str().unwrap(),
-                r["scenario"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let rows = row_names(&report);
     // TCP has no variants and is measured as usual; QUIC only in the one named.
     assert_eq!(
         rows,

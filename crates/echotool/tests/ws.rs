@@ -335,18 +335,7 @@ fn bench_measures_ws_and_wss_and_names_the_round_trips_of_their_setups() {
     let out = run(cmd, b"");
     assert!(out.status.success(), "{}", out.stderr);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows: Vec<String> = report["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["protocol"].as_str().unwrap(),
-                r["scenario"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let rows = row_names(&report);
     for want in [
         "ws latency",
         "ws setup/tcp+upgrade",

@@ -526,3 +526,17 @@ pub fn summary_line(lines: &[String]) -> String {
         .unwrap_or_else(|| panic!("no summary in {lines:#?}"))
         .clone()
 }
+
+/// `protocol scenario` of every row of an `echotool bench --json` report, in order.
+pub fn row_names(report: &serde_json::Value) -> Vec<String> {
+    let rows = report["rows"].as_array().expect("rows");
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["protocol"].as_str().unwrap(),
+                r["scenario"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
