@@ -147,31 +147,48 @@ fn check_variants(targets: &[Target], variants: &[String]) -> Result<(), BenchEr
 
 /// Resolves each target's name once, before anything is measured, so that no dial of the run
 /// resolves it again: set-up times then measure connecting, as wrk's and h2load's do, and every
-/// dial goes to the same addresses. IP literals and socket paths have nothing to resolve.
+/// dial goes to the same addresses. A name several targets share (`tcp://h:5555,quic://h:5556`)
+/// is resolved once for all of them. IP literals and socket paths have nothing to resolve.
 fn resolve_ahead(
     client_rt: &tokio::runtime::Runtime,
     targets: &mut [Target],
 ) -> Result<Vec<Resolution>, BenchError> {
     let mut resolutions = Vec::new();
+    let mut by_name: Vec<Resolved> = Vec::new();
     for target in targets {
-        let addr = &target.addr;
+        let addr = target.addr.clone();
         if addr.host.is_empty() || addr.ip().is_some() {
             continue;
         }
-        let name = addr.clone();
-        // On the runtime's threads: with a link, only they are inside its client side.
-        let resolved = client_rt
-            .block_on(client_rt.spawn(async move { Resolved::ahead(&name).await }))
-            .map_err(|e| BenchError::Io {
-                context: format!("resolving {}", target.addr.host),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(BenchError::Transport)?;
-        resolutions.push(Resolution {
-            name: addr.host.clone(),
-            addresses: resolved.addrs.iter().map(|a| a.ip().to_string()).collect(),
-            took_us: resolved.took.as_secs_f64() * 1e6,
-        });
+        let resolved = match by_name.iter().find(|r| r.target.host == addr.host) {
+            Some(earlier) => Resolved {
+                addrs: earlier
+                    .addrs
+                    .iter()
+                    .map(|a| std::net::SocketAddr::new(a.ip(), addr.port))
+                    .collect(),
+                target: addr,
+                took: earlier.took,
+            },
+            None => {
+                let name = addr.clone();
+                // On the runtime's threads: with a link, only they are inside its client side.
+                let resolved = client_rt
+                    .block_on(client_rt.spawn(async move { Resolved::ahead(&name).await }))
+                    .map_err(|e| BenchError::Io {
+                        context: format!("resolving {}", addr.host),
+                        source: std::io::Error::other(e),
+                    })?
+                    .map_err(BenchError::Transport)?;
+                resolutions.push(Resolution {
+                    name: addr.host.clone(),
+                    addresses: resolved.addrs.iter().map(|a| a.ip().to_string()).collect(),
+                    took_us: resolved.took.as_secs_f64() * 1e6,
+                });
+                by_name.push(resolved.clone());
+                resolved
+            }
+        };
         target.client.resolved = Some(resolved);
     }
     Ok(resolutions)

@@ -387,16 +387,20 @@ fn target_mode_measures_socat_and_ncat() {
 
 #[test]
 fn a_target_name_is_resolved_once_before_measuring() {
-    let (_socat, port) = tcp_peer("socat", |port| {
-        vec![
-            format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
-            "PIPE".into(),
-        ]
-    });
-    let target = format!("tcp://localhost:{port}");
+    let socat = || {
+        tcp_peer("socat", |port| {
+            vec![
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+                "PIPE".into(),
+            ]
+        })
+    };
+    let ((_one, port), (_two, other)) = (socat(), socat());
+    // Two targets, one name: resolved once for both.
+    let targets = format!("tcp://localhost:{port},tcp://localhost:{other}");
     let args = [
         "--target",
-        &target,
+        &targets,
         "--scenario",
         "setup",
         "--duration",
@@ -405,13 +409,20 @@ fn a_target_name_is_resolved_once_before_measuring() {
     let out = bench(&[&args[..], &["--warmup", "0", "--json"]].concat());
     assert!(out.status.success(), "{}", out.stderr);
     let report = json_of(&out);
+    assert_eq!(
+        report["parameters"]["resolved"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
     let resolved = &report["parameters"]["resolved"][0];
     assert_eq!(resolved["name"], "localhost", "{report}");
     let addresses = resolved["addresses"].as_array().unwrap();
     assert!(addresses.iter().any(|a| a == "127.0.0.1"), "{resolved}");
     assert!(resolved["took_us"].as_f64().unwrap() > 0.0, "{resolved}");
-    let setup = &report["rows"][0]["median"];
-    assert!(setup["messages"].as_u64().unwrap() > 0, "{setup}");
+    for row in report["rows"].as_array().unwrap() {
+        assert!(row["median"]["messages"].as_u64().unwrap() > 0, "{row}");
+    }
+    assert_eq!(report["rows"].as_array().unwrap().len(), 4, "{report}");
 
     // The table's header says so, with what the name resolved to.
     let out = bench(&[&args[..], &["--warmup", "0"]].concat());
