@@ -92,28 +92,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TlsByteStream<S> {
     }
 }
 
-/// What `-v` shows about a client session: version, cipher suite, ALPN and the server's
-/// certificate.
+/// What `-v` shows about a client session: version, cipher suite, key exchange, ALPN and the
+/// server's certificate.
 pub(crate) fn describe_client(
     tls: &tokio_rustls::client::TlsStream<TcpStream>,
     peer: SocketAddr,
 ) -> Vec<String> {
     let conn = tls.get_ref().1;
-    let version = conn
-        .protocol_version()
-        .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
-        .unwrap_or_else(|| "unknown".into());
-    let suite = conn
-        .negotiated_cipher_suite()
-        .map(|s| format!("{:?}", s.suite()))
-        .unwrap_or_else(|| "unknown".into());
-    let alpn = conn
-        .alpn_protocol()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .unwrap_or_else(|| "none".into());
     let mut details = vec![
         format!("connected to {peer}"),
-        format!("TLS version {version}, cipher suite {suite}, ALPN {alpn}"),
+        echotool_secure::describe_session(conn),
     ];
     if let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) {
         details.push(describe_certificate(cert));

@@ -214,7 +214,7 @@ impl WsTransport {
                 let tls = self.tls_connect(tcp, addr, opts).await?;
                 let conn = tls.get_ref().1;
                 resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                details.push(describe_tls(conn));
+                details.push(echotool_secure::describe_session(conn));
                 if let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) {
                     details.push(describe_certificate(cert));
                 }
@@ -263,19 +263,6 @@ impl WsTransport {
             })?;
         Ok(tls)
     }
-}
-
-/// The TLS version and cipher suite of a client session, for `-v`.
-fn describe_tls(conn: &rustls::ClientConnection) -> String {
-    let version = conn
-        .protocol_version()
-        .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
-        .unwrap_or_else(|| "unknown".into());
-    let suite = conn
-        .negotiated_cipher_suite()
-        .map(|s| format!("{:?}", s.suite()))
-        .unwrap_or_else(|| "unknown".into());
-    format!("TLS version {version}, cipher suite {suite}")
 }
 
 #[cfg(test)]

@@ -149,6 +149,12 @@ fn echotool_to_echotool_with_generated_certs_lines_and_a_mebibyte() {
         "{}",
         v.stderr
     );
+    // Both ends prefer the post-quantum hybrid, as rustls does by default.
+    assert!(
+        v.stderr.contains("key exchange X25519MLKEM768"),
+        "{}",
+        v.stderr
+    );
     assert!(
         v.stderr.contains("subject O=echotool, CN=localhost"),
         "{}",
