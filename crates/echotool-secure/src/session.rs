@@ -1,8 +1,8 @@
 //! One line about an established TLS session, for `-v`.
 
-/// `TLS version 1.3, cipher suite TLS13_AES_128_GCM_SHA256, key exchange X25519MLKEM768, ALPN
-/// echo`: what was negotiated, as `openssl s_client` reports it (its "Server Temp Key" is the
-/// key exchange group).
+/// `TLS version TLS 1.3, cipher suite TLS13_AES_128_GCM_SHA256, key exchange X25519MLKEM768,
+/// ALPN echo`: what was negotiated, as `openssl s_client` reports it (its "Server Temp Key" is
+/// the key exchange group).
 pub fn describe_session(conn: &rustls::CommonState) -> String {
     let version = conn
         .protocol_version()
