@@ -738,16 +738,23 @@ impl std::ops::Deref for EndpointRef {
     }
 }
 
-/// echotool patch: receive buffers kept from dropped endpoints for the next ones.
+/// echotool patch: receive buffers kept from dropped endpoints for the next ones, each an
+/// anonymous mapping whose pages cost nothing until a receive writes into them.
 ///
 /// An endpoint's receive buffer is its largest datagram × GRO segments × `BATCH_SIZE` (32)
-/// bytes, zeroed, made when the endpoint is made: 3.2 MB for echotool's endpoints. A client
-/// that makes an endpoint per connection paid for zeroing it at every dial: glibc serves a
-/// freed block of that size again from its heap rather than from fresh (already zero) pages,
-/// so `calloc` clears all of it, and the set-up of a QUIC connection took twice as long as
-/// with an endpoint shared between connections. What a buffer holds from an earlier endpoint
-/// is never read: each receive reads only the bytes the kernel wrote into it.
+/// bytes, made when the endpoint is made: 3.2 MB for echotool's endpoints. quinn zeroed it
+/// through the allocator, which serves a freed block of that size again from its heap rather
+/// than from fresh (already zero) pages, so every byte was cleared and every page faulted in.
+/// A client that makes an endpoint per connection paid for that at every dial, and kept all of
+/// it for as long as each endpoint lived: an endpoint outlives its last connection by the
+/// connection's draining period (three probe timeouts, about 70 ms here), so a client dialing
+/// one connection after another had a hundred of them, 3.2 MB of touched memory each. A
+/// mapping reads as zero and takes memory only for the pages a receive touches (a few for a
+/// short connection; up to all of them under a bulk load, as before). What a kept buffer holds
+/// from an earlier endpoint is never read: each receive reads only the bytes the kernel wrote
+/// into it.
 mod recv_buffers {
+    use std::ops::{Deref, DerefMut};
     use std::sync::Mutex;
 
     /// Buffers kept at most: enough for the endpoints a client makes in parallel (the bench's
@@ -755,25 +762,133 @@ mod recv_buffers {
     /// little behind.
     const KEPT: usize = 4;
 
-    static KEPT_BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+    static KEPT_BUFFERS: Mutex<Vec<RecvBuf>> = Mutex::new(Vec::new());
 
-    /// A buffer of `len` bytes: a kept one if one has that size, a new zeroed one otherwise.
-    pub(super) fn take(len: usize) -> Box<[u8]> {
+    /// A receive buffer of fixed length, zero until written.
+    #[derive(Default)]
+    pub(super) struct RecvBuf(Mapping);
+
+    impl Deref for RecvBuf {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            self.0.bytes()
+        }
+    }
+
+    impl DerefMut for RecvBuf {
+        fn deref_mut(&mut self) -> &mut [u8] {
+            self.0.bytes_mut()
+        }
+    }
+
+    /// A buffer of `len` bytes: a kept one if one has that size, a new one otherwise.
+    pub(super) fn take(len: usize) -> RecvBuf {
         let mut kept = KEPT_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
         match kept.iter().position(|buf| buf.len() == len) {
             Some(at) => kept.swap_remove(at),
             None => {
                 drop(kept);
-                vec![0; len].into()
+                RecvBuf(Mapping::new(len))
             }
         }
     }
 
     /// Keeps `buf` for a later endpoint, unless enough are kept already.
-    pub(super) fn give_back(buf: Box<[u8]>) {
+    pub(super) fn give_back(buf: RecvBuf) {
         let mut kept = KEPT_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
         if !buf.is_empty() && kept.len() < KEPT {
             kept.push(buf);
+        }
+    }
+
+    /// Private anonymous memory: the kernel hands out a zero page at the first write to each.
+    #[cfg(unix)]
+    struct Mapping {
+        at: std::ptr::NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: a `Mapping` is the only owner of its memory, like a `Box<[u8]>`.
+    #[cfg(unix)]
+    unsafe impl Send for Mapping {}
+    // SAFETY: shared access only reads, through `&[u8]`.
+    #[cfg(unix)]
+    unsafe impl Sync for Mapping {}
+
+    #[cfg(unix)]
+    impl Mapping {
+        fn new(len: usize) -> Self {
+            if len == 0 {
+                return Self::default();
+            }
+            // SAFETY: a new private anonymous mapping, at an address the kernel chooses; no
+            // existing memory is affected.
+            let at = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            match std::ptr::NonNull::new(at.cast::<u8>()) {
+                Some(at) if at.as_ptr() != libc::MAP_FAILED.cast() => Self { at, len },
+                _ => std::alloc::handle_alloc_error(
+                    std::alloc::Layout::array::<u8>(len).expect("a buffer's size fits"),
+                ),
+            }
+        }
+
+        fn bytes(&self) -> &[u8] {
+            // SAFETY: `len` readable bytes at `at` (zero until written), or an empty slice at a
+            // dangling, aligned address.
+            unsafe { std::slice::from_raw_parts(self.at.as_ptr(), self.len) }
+        }
+
+        fn bytes_mut(&mut self) -> &mut [u8] {
+            // SAFETY: as in `bytes`, and `&mut self` makes the access exclusive.
+            unsafe { std::slice::from_raw_parts_mut(self.at.as_ptr(), self.len) }
+        }
+    }
+
+    #[cfg(unix)]
+    impl Default for Mapping {
+        fn default() -> Self {
+            Self {
+                at: std::ptr::NonNull::dangling(),
+                len: 0,
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    impl Drop for Mapping {
+        fn drop(&mut self) {
+            if self.len > 0 {
+                // SAFETY: the mapping made in `new`, unmapped once; no reference to it outlives
+                // `self`.
+                unsafe { libc::munmap(self.at.as_ptr().cast(), self.len) };
+            }
+        }
+    }
+
+    /// Elsewhere, zeroed memory from the allocator, as quinn has it.
+    #[cfg(not(unix))]
+    #[derive(Default)]
+    struct Mapping(Box<[u8]>);
+
+    #[cfg(not(unix))]
+    impl Mapping {
+        fn new(len: usize) -> Self {
+            Self(vec![0; len].into())
+        }
+        fn bytes(&self) -> &[u8] {
+            &self.0
+        }
+        fn bytes_mut(&mut self) -> &mut [u8] {
+            &mut self.0
         }
     }
 
@@ -792,6 +907,18 @@ mod recv_buffers {
             let again = super::take(len);
             assert_eq!((again.as_ptr(), again[0]), (at, 7), "the same buffer, as it was left");
         }
+
+        #[test]
+        fn a_new_buffer_reads_as_zero_and_takes_writes() {
+            let len = 3 * 4096 + 17;
+            let mut buf = super::take(len);
+            assert_eq!(buf.len(), len);
+            assert!(buf.iter().all(|&b| b == 0));
+            buf[len - 1] = 9;
+            buf[..4].copy_from_slice(b"quic");
+            assert_eq!((&buf[..4], buf[len - 1]), (&b"quic"[..], 9));
+            assert!(super::take(0).is_empty());
+        }
     }
 }
 
@@ -805,7 +932,7 @@ impl Drop for RecvState {
 struct RecvState {
     incoming: VecDeque<proto::Incoming>,
     connections: ConnectionSet,
-    recv_buf: Box<[u8]>,
+    recv_buf: recv_buffers::RecvBuf,
     recv_limiter: WorkLimiter,
 }
 
@@ -844,10 +971,9 @@ impl RecvState {
         let mut received_connection_packet = false;
         let mut metas = [RecvMeta::default(); BATCH_SIZE];
         let mut iovs: [IoSliceMut; BATCH_SIZE] = {
-            let mut bufs = self
-                .recv_buf
-                .chunks_mut(self.recv_buf.len() / BATCH_SIZE)
-                .map(IoSliceMut::new);
+            // echotool patch: the length first, as `recv_buf` is no longer a `Box`.
+            let chunk = self.recv_buf.len() / BATCH_SIZE;
+            let mut bufs = self.recv_buf.chunks_mut(chunk).map(IoSliceMut::new);
 
             // expect() safe as self.recv_buf is chunked into BATCH_SIZE items
             // and iovs will be of size BATCH_SIZE, thus from_fn is called
