@@ -472,6 +472,25 @@ impl Connection {
         max_datagrams: usize,
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
+        let transmit = self.poll_transmit_inner(now, max_datagrams, buf);
+        // echotool patch: once nothing more is to be sent, derive the keys of the first key
+        // update if 1-RTT keys have appeared since: off the path of the first 1-RTT packet
+        // each way (a server's answer to a 0-RTT request, a client's first read of it), and
+        // still before any packet could need them (a peer may update keys only after the
+        // handshake is confirmed, which takes this side's transmissions first).
+        if transmit.is_none() {
+            self.prepare_next_keys();
+        }
+        transmit
+    }
+
+    /// `poll_transmit` as quinn has it.
+    fn poll_transmit_inner(
+        &mut self,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
         assert!(max_datagrams != 0);
         let max_datagrams = match self.config.enable_segmentation_offload {
             false => 1,
@@ -2232,14 +2251,9 @@ impl Connection {
             "already reached packet space {space:?}"
         );
         trace!("{:?} keys ready", space);
-        if space == SpaceId::Data {
-            // Precompute the first key update
-            self.next_crypto = Some(
-                self.crypto
-                    .next_1rtt_keys()
-                    .expect("handshake should be complete"),
-            );
-        }
+        // echotool patch: the keys of the first key update are no longer derived here, on the
+        // way to the first 1-RTT packet, but once this round of transmissions is over (see
+        // `poll_transmit` and `prepare_next_keys`).
 
         self.spaces[space].crypto = Some(crypto);
         debug_assert!(space as usize > self.highest_space as usize);
@@ -3618,8 +3632,23 @@ impl Connection {
         Ok(Some(result.number))
     }
 
+    /// echotool patch: derives the keys of the first key update, if 1-RTT keys exist and they
+    /// have not been derived yet (RFC 9001 §9.5: ahead of any packet that needs them, so that
+    /// receiving one does not reveal its key phase by taking longer).
+    fn prepare_next_keys(&mut self) {
+        if self.next_crypto.is_none() && self.spaces[SpaceId::Data].crypto.is_some() {
+            self.next_crypto = Some(
+                self.crypto
+                    .next_1rtt_keys()
+                    .expect("handshake should be complete"),
+            );
+        }
+    }
+
     fn update_keys(&mut self, end_packet: Option<(u64, Instant)>, remote: bool) {
         trace!("executing key update");
+        // echotool patch: a key update before the first transmissions were over.
+        self.prepare_next_keys();
         // Generate keys for the key phase after the one we're switching to, store them in
         // `next_crypto`, make the contents of `next_crypto` current, and move the current keys into
         // `prev_crypto`.

@@ -101,7 +101,24 @@ pub(super) fn decrypt_packet_body(
         // lower-numbered packet. The key phase mismatch must therefore represent a new
         // remotely-initiated key update.
         crypto_update = true;
-        &next_crypto.unwrap().remote
+        // echotool patch: the keys of the first update are derived once this side's first
+        // transmissions are over; a packet that asks for them sooner (a key update before
+        // the handshake is confirmed, which RFC 9001 §6.1 forbids) is opened with the current
+        // keys, as long as a real attempt takes, and dropped.
+        match next_crypto {
+            Some(next) => &next.remote,
+            None => {
+                let _ = spaces[space]
+                    .crypto
+                    .as_ref()
+                    .unwrap()
+                    .packet
+                    .remote
+                    .decrypt(number, &packet.header_data, &mut packet.payload);
+                trace!("key update before the next keys, packet {number} dropped");
+                return Err(None);
+            }
+        }
     };
 
     crypto
