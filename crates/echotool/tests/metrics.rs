@@ -343,23 +343,8 @@ fn every_counter_adds_up_to_what_the_clients_did() {
 
 /// A client that sends without reading, so that its echo cannot finish and draining waits.
 fn hog(addr: &str) -> TcpStream {
-    let mut hog = TcpStream::connect(addr).unwrap();
-    hog.set_nonblocking(true).unwrap();
-    let chunk = vec![1u8; 64 * 1024];
-    let mut blocked = 0;
-    // Fill both directions until writes block for good (bounded by count).
-    for _ in 0..10_000 {
-        match hog.write(&chunk) {
-            Ok(n) if n > 0 => blocked = 0,
-            _ => {
-                blocked += 1;
-                if blocked > 50 {
-                    break;
-                }
-                thread::yield_now();
-            }
-        }
-    }
+    let hog = TcpStream::connect(addr).unwrap();
+    let _ = fill_until_the_server_stops_reading(&hog);
     hog
 }
 

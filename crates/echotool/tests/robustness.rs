@@ -158,33 +158,9 @@ fn a_client_that_never_reads_costs_a_bounded_amount_and_others_keep_going() {
     let mut warm = dial(addr);
     echo(&mut warm, &random_bytes(64 * 1024, 1));
     let before = rss_kib(pid);
-    let mut hog = dial(addr);
-    hog.set_nonblocking(true).unwrap();
-    let chunk = vec![7u8; 64 * 1024];
-    let mut pushed = 0usize;
-    // Bounded: stop when the kernel buffers on both sides are full, or at 256 MiB.
-    let deadline = Instant::now() + PATIENCE;
-    let mut blocked_since = None;
-    while pushed < 256 << 20 && Instant::now() < deadline {
-        match hog.write(&chunk) {
-            Ok(n) => {
-                pushed += n;
-                blocked_since = None;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                let since = *blocked_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_millis(300) {
-                    break;
-                }
-                thread::yield_now();
-            }
-            Err(e) => panic!("write: {e}"),
-        }
-    }
-    assert!(
-        pushed < 256 << 20,
-        "the server stopped reading from a client that does not read"
-    );
+    let hog = dial(addr);
+    // Panics if the server keeps reading 256 MiB from a client that does not read.
+    let pushed = fill_until_the_server_stops_reading(&hog);
     let after = rss_kib(pid);
     // Meanwhile another client gets every echo.
     let mut other = dial(addr);
@@ -366,23 +342,8 @@ fn sigterm_finishes_in_flight_echoes_then_exits_zero_with_a_summary() {
 fn the_drain_timeout_cuts_clients_that_never_read() {
     let server = Server::start(&["-l", ":0", "--drain-timeout", "300ms"]);
     let addr = server.socket_addr();
-    let mut hog = dial(addr);
-    hog.set_nonblocking(true).unwrap();
-    let chunk = vec![1u8; 64 * 1024];
-    let mut blocked = 0;
-    // Fill both directions until writes block for good (bounded by count).
-    for _ in 0..10_000 {
-        match hog.write(&chunk) {
-            Ok(n) if n > 0 => blocked = 0,
-            _ => {
-                blocked += 1;
-                if blocked > 50 {
-                    break;
-                }
-                thread::yield_now();
-            }
-        }
-    }
+    let hog = dial(addr);
+    let _ = fill_until_the_server_stops_reading(&hog);
     let started = Instant::now();
     server.proc.signal(libc::SIGTERM);
     let (status, lines) = server.proc.wait();

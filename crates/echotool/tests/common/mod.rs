@@ -382,6 +382,59 @@ pub fn wait_for_tcp_port(addr: &str) {
     panic!("nothing accepted connections on {addr} within {PATIENCE:?}");
 }
 
+/// How long an echo connection's socket must stay unwritable before the server counts as no
+/// longer reading it (see [`fill_until_the_server_stops_reading`]).
+pub const STOPPED_READING: Duration = Duration::from_secs(1);
+
+/// Writes to `stream`, an echo connection whose echo this side never reads, until the server
+/// stops reading it: the server is then blocked writing the echo back, with data in flight.
+///
+/// A write that would block means only that the server is behind, until the socket has stayed
+/// unwritable for [`STOPPED_READING`]: a server that still reads frees a third of the send
+/// buffer in milliseconds. Fifty yields, the test used before, were a weak sign of that: CI
+/// once saw a drain meant to wait for such a connection end at once (the metrics port refused
+/// while the test expected "stopping"), which is what happens when the server was only behind
+/// and then echoed everything into the socket buffers. Returns the bytes written; bounded in
+/// bytes (256 MiB: a server still reading by then buffers without bound) and in time
+/// ([`PATIENCE`]).
+pub fn fill_until_the_server_stops_reading(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut writer = stream;
+    stream.set_nonblocking(true).unwrap();
+    let chunk = vec![1u8; 64 * 1024];
+    let deadline = Instant::now() + PATIENCE;
+    let mut pushed = 0usize;
+    while pushed < 256 << 20 && Instant::now() < deadline {
+        match writer.write(&chunk) {
+            Ok(0) => panic!("the server closed the connection it was to echo"),
+            Ok(n) => pushed += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut waiting = libc::pollfd {
+                    fd: stream.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                let millis = libc::c_int::try_from(STOPPED_READING.as_millis()).unwrap();
+                // SAFETY: one valid `pollfd`, alive for the call.
+                let ready = unsafe { libc::poll(&mut waiting, 1, millis) };
+                if ready == 0 {
+                    return pushed;
+                }
+                let err = std::io::Error::last_os_error();
+                assert!(
+                    ready > 0 || err.kind() == std::io::ErrorKind::Interrupted,
+                    "waiting for the connection to be writable: {err}"
+                );
+            }
+            Err(e) => panic!("writing to the server: {e}"),
+        }
+    }
+    panic!(
+        "the server kept reading ({pushed} bytes) from a client that does not read: its echo \
+         never blocked"
+    );
+}
+
 /// Waits until something echoes UDP datagrams on `addr`: bounded attempts, each a datagram
 /// and a short wait for its echo (refused just means "not yet").
 pub fn wait_for_udp_echo(addr: &str) {
