@@ -24,10 +24,12 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
 use quinn::{AsyncUdpSocket, Runtime, UdpPoller};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -125,6 +127,8 @@ pub(crate) struct ConnectedUdp {
     state: UdpSocketState,
     /// Cancelled at the first "connection refused".
     refused: CancellationToken,
+    /// Whether nothing has been sent yet (see [`ConnectedUdp::first_send`]).
+    unsent: AtomicBool,
 }
 
 impl fmt::Debug for ConnectedUdp {
@@ -141,15 +145,22 @@ impl fmt::Debug for ConnectedUdp {
 pub(crate) fn client_endpoint(
     peer: SocketAddr,
 ) -> io::Result<(quinn::Endpoint, Arc<ConnectedUdp>)> {
-    let socket = std::net::UdpSocket::bind(unspecified(peer))?;
-    socket.connect(peer)?;
-    socket.set_nonblocking(true)?;
+    // Non-blocking from its creation, and bound to an ephemeral port by `connect`: two system
+    // calls where `bind`, `connect` and `set_nonblocking` made four.
+    let socket = Socket::new(
+        Domain::for_address(peer),
+        Type::DGRAM.nonblocking(),
+        Some(Protocol::UDP),
+    )?;
+    socket.connect(&peer.into())?;
+    let socket = std::net::UdpSocket::from(socket);
     let state = UdpSocketState::new((&socket).into())?;
     let refused = CancellationToken::new();
     let connected = Arc::new(ConnectedUdp {
         io: tokio::net::UdpSocket::from_std(socket)?,
         state,
         refused: refused.clone(),
+        unsent: AtomicBool::new(true),
     });
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
         path::endpoint_config(),
@@ -220,6 +231,18 @@ impl ConnectedUdp {
         }
     }
 
+    /// Whether this is the socket's first send, which goes straight to the kernel.
+    ///
+    /// tokio learns that a socket is writable from the reactor (epoll) after registering it,
+    /// so the first wait for writability, and `try_io` before it, see "not ready" and cost the
+    /// dial a trip through the reactor (5-12 µs of a per-connection QUIC set-up, the Initial
+    /// held back) for a socket whose send buffer is empty. Only the first send is made without
+    /// asking; from then on the reactor's readiness is up to date, and a send that would block
+    /// clears it as usual.
+    fn first_send(&self) -> bool {
+        self.unsent.load(Ordering::Relaxed) && self.unsent.swap(false, Ordering::Relaxed)
+    }
+
     /// Whether `err` is the kernel passing on the peer's "port unreachable"; if so, says so.
     fn noticed_refusal(&self, err: &io::Error) -> bool {
         let refused = err.kind() == io::ErrorKind::ConnectionRefused;
@@ -240,9 +263,11 @@ impl AsyncUdpSocket for ConnectedUdp {
     }
 
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        let sent = self.io.try_io(Interest::WRITABLE, || {
-            self.state.try_send((&self.io).into(), transmit)
-        });
+        let send = || self.state.try_send((&self.io).into(), transmit);
+        let sent = match self.first_send() {
+            true => send(),
+            false => self.io.try_io(Interest::WRITABLE, send),
+        };
         match sent {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
@@ -313,6 +338,10 @@ impl fmt::Debug for Writable {
 impl UdpPoller for Writable {
     fn poll_writable(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.socket.unsent.load(Ordering::Relaxed) {
+            // A new socket's send buffer is empty: see `ConnectedUdp::first_send`.
+            return Poll::Ready(Ok(()));
+        }
         let socket = this.socket.clone();
         let ready = this
             .ready
@@ -346,6 +375,44 @@ mod tests {
         assert!(room >= MAX_COALESCED_BYTES, "{room}");
         assert!(room <= 2 * MAX_COALESCED_BYTES, "{room}");
         assert_eq!(receive_segments(1), 1, "no GRO: one datagram per read");
+    }
+
+    #[tokio::test]
+    async fn a_new_socket_sends_its_first_datagram_without_a_trip_through_the_reactor() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (_endpoint, socket) = client_endpoint(peer.local_addr().unwrap()).unwrap();
+        // No await since the socket was made: the reactor has not yet said it is writable.
+        let mut poller = socket.clone().create_io_poller();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(
+            poller.as_mut().poll_writable(&mut cx).is_ready(),
+            "a new socket is writable at once"
+        );
+        let transmit = |contents| Transmit {
+            destination: peer.local_addr().unwrap(),
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip: None,
+        };
+        socket
+            .try_send(&transmit(b"first"))
+            .expect("the first send goes out");
+        let mut buf = [0; 16];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"first");
+        // From the second send on, writability is the reactor's to tell.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            std::future::poll_fn(|cx| poller.as_mut().poll_writable(cx)),
+        )
+        .await
+        .expect("writable within 5 s")
+        .unwrap();
+        socket.try_send(&transmit(b"second")).unwrap();
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"second");
     }
 
     #[tokio::test]
