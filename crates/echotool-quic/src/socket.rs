@@ -234,11 +234,11 @@ impl ConnectedUdp {
     /// Whether this is the socket's first send, which goes straight to the kernel.
     ///
     /// tokio learns that a socket is writable from the reactor (epoll) after registering it,
-    /// so the first wait for writability, and `try_io` before it, see "not ready" and cost the
-    /// dial a trip through the reactor (5-12 µs of a per-connection QUIC set-up, the Initial
-    /// held back) for a socket whose send buffer is empty. Only the first send is made without
-    /// asking; from then on the reactor's readiness is up to date, and a send that would block
-    /// clears it as usual.
+    /// so the first wait for writability, and `try_io` before it, see "not ready" and hold the
+    /// dial's Initial back for a trip through the reactor (stamped: 22-32 µs from the Initial
+    /// built to its send returning, 18-23 without the trip), although a new socket's send
+    /// buffer is empty. Only the first send is made without asking; from then on the reactor's
+    /// readiness is up to date, and a send that would block clears it as usual.
     fn first_send(&self) -> bool {
         self.unsent.load(Ordering::Relaxed) && self.unsent.swap(false, Ordering::Relaxed)
     }
