@@ -194,21 +194,32 @@ impl DatagramSocket for QuicDatagrams {
 
 /// What `-v` shows about a client connection.
 pub(crate) fn describe(conn: &quinn::Connection, early: bool) -> Vec<String> {
-    let alpn = conn
+    let handshake = if early {
+        "0-RTT (resumed session, early data)"
+    } else {
+        "1-RTT handshake"
+    };
+    let negotiated = conn
         .handshake_data()
         .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|d| d.protocol)
-        .map(|p| String::from_utf8_lossy(&p).into_owned())
-        .unwrap_or_else(|| "none".into());
+        .map(|d| {
+            let alpn = d
+                .protocol
+                .map(|p| String::from_utf8_lossy(&p).into_owned())
+                .unwrap_or_else(|| "none".into());
+            let or_none = |name: Option<String>| name.unwrap_or_else(|| "none".into());
+            format!(
+                "cipher suite {}, key exchange {}, ALPN {alpn}",
+                or_none(d.cipher_suite.map(|s| format!("{s:?}"))),
+                or_none(d.key_exchange_group.map(|g| format!("{g:?}"))),
+            )
+        })
+        // A 0-RTT dial returns before the server has answered.
+        .unwrap_or_else(|| "the handshake still under way".into());
     let mut details = vec![
         format!("connected to {}", conn.remote_address()),
         format!(
-            "QUIC v1 with TLS 1.3, ALPN {alpn}, {}, largest datagram {} bytes",
-            if early {
-                "0-RTT (resumed session, early data)"
-            } else {
-                "1-RTT handshake"
-            },
+            "QUIC v1 with TLS 1.3, {negotiated}, {handshake}, largest datagram {} bytes",
             conn.max_datagram_size().unwrap_or(0)
         ),
     ];

@@ -135,8 +135,16 @@ fn datagrams_are_echoed_as_datagrams() {
         &["-v", "--pin", &pin, "--datagram", "-m", "x", server.url()],
         b"",
     );
+    // What was negotiated, as for TLS: both ends prefer the post-quantum hybrid.
     assert!(
-        v.stderr.contains("QUIC v1 with TLS 1.3, ALPN echo"),
+        v.stderr
+            .contains("QUIC v1 with TLS 1.3, cipher suite TLS13_"),
+        "{}",
+        v.stderr
+    );
+    assert!(
+        v.stderr
+            .contains("key exchange X25519MLKEM768, ALPN echo, 1-RTT handshake"),
         "{}",
         v.stderr
     );

@@ -6,7 +6,6 @@ use bytes::BytesMut;
 #[cfg(feature = "ring")]
 use ring::aead;
 pub use rustls::Error;
-#[cfg(feature = "__rustls-post-quantum-test")]
 use rustls::NamedGroup;
 use rustls::{
     self, CipherSuite,
@@ -67,6 +66,9 @@ impl crypto::Session for TlsSession {
                 Connection::Client(_) => None,
                 Connection::Server(ref session) => session.server_name().map(|x| x.into()),
             },
+            // echotool patch: what was negotiated, for `connect -v` (PATCHED.md).
+            cipher_suite: self.inner.negotiated_cipher_suite().map(|s| s.suite()),
+            key_exchange_group: self.inner.negotiated_key_exchange_group().map(|g| g.name()),
             #[cfg(feature = "__rustls-post-quantum-test")]
             negotiated_key_exchange_group: self
                 .inner
@@ -265,6 +267,10 @@ pub struct HandshakeData {
     ///
     /// Always `None` for outgoing connections
     pub server_name: Option<String>,
+    /// The negotiated cipher suite (echotool patch)
+    pub cipher_suite: Option<CipherSuite>,
+    /// The negotiated key exchange group (echotool patch): `None` when the handshake used none
+    pub key_exchange_group: Option<NamedGroup>,
     /// The key exchange group negotiated with the peer
     #[cfg(feature = "__rustls-post-quantum-test")]
     pub negotiated_key_exchange_group: NamedGroup,
