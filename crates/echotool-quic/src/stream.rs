@@ -203,15 +203,10 @@ pub(crate) fn describe(conn: &quinn::Connection, early: bool) -> Vec<String> {
         .handshake_data()
         .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
         .map(|d| {
-            let alpn = d
-                .protocol
-                .map(|p| String::from_utf8_lossy(&p).into_owned())
-                .unwrap_or_else(|| "none".into());
-            let or_none = |name: Option<String>| name.unwrap_or_else(|| "none".into());
-            format!(
-                "cipher suite {}, key exchange {}, ALPN {alpn}",
-                or_none(d.cipher_suite.map(|s| format!("{s:?}"))),
-                or_none(d.key_exchange_group.map(|g| format!("{g:?}"))),
+            echotool_secure::describe_negotiated(
+                d.cipher_suite,
+                d.key_exchange_group,
+                d.protocol.as_deref(),
             )
         })
         // A 0-RTT dial returns before the server has answered.

@@ -29,7 +29,8 @@
 //! - [`config`]: rustls server and client configurations built from echotool's options, the
 //!   key log (`SSLKEYLOGFILE`), and the check `echotool config check` runs.
 //! - [`error`]: the crate's error type.
-//! - `session`: one line about an established session for `-v` ([`describe_session`]).
+//! - `session`: one line about an established session for `-v` ([`describe_session`], and
+//!   [`describe_negotiated`] for what QUIC reports too).
 //! - [`explain`] and [`alert`]: rustls failures and TLS alerts in words, cause and fix, with
 //!   the short cause a server counts failed handshakes by.
 //!
@@ -63,5 +64,5 @@ pub use certs::describe_certificate;
 pub use client::ClientConfigs;
 pub use config::check_server;
 pub use error::{Side, TlsError};
-pub use session::describe_session;
+pub use session::{describe_negotiated, describe_session};
 pub use verify::VerifyLog;
