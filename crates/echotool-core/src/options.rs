@@ -171,6 +171,18 @@ pub struct TlsClientOptions {
     pub pin: Option<String>,
 }
 
+impl TlsClientOptions {
+    /// Trusts the server certificate with fingerprint `pin` alone, if there is one (a server
+    /// with a throwaway certificate introducing itself to its client, see
+    /// [`crate::Server::introduce`]); without a pin the options stay as they are.
+    pub fn trust_pin(&mut self, pin: Option<&str>) {
+        if let Some(pin) = pin {
+            self.pin = Some(pin.to_string());
+            self.insecure = false;
+        }
+    }
+}
+
 /// Settings of datagram servers.
 #[derive(Clone, Debug, Default)]
 pub struct DatagramServerOptions {

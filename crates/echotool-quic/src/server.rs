@@ -127,10 +127,7 @@ impl Server for QuicServer {
     /// A client of this server pins its certificate (the benchmark's embedded servers make
     /// throwaway ones).
     fn introduce(&self, client: &mut echotool_core::ClientOptions) {
-        if let Some(pin) = &self.pin {
-            client.tls.pin = Some(pin.clone());
-            client.tls.insecure = false;
-        }
+        client.tls.trust_pin(self.pin.as_deref());
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {

@@ -271,10 +271,7 @@ impl Server for WsServer {
     /// A client of a wss server with a throwaway certificate pins it (the benchmark's
     /// embedded servers).
     fn introduce(&self, client: &mut ClientOptions) {
-        if let Some(pin) = &self.pin {
-            client.tls.pin = Some(pin.clone());
-            client.tls.insecure = false;
-        }
+        client.tls.trust_pin(self.pin.as_deref());
     }
 
     async fn serve(self: Box<Self>, ctx: ServeContext) -> Result<()> {
