@@ -126,8 +126,9 @@ impl Transport for QuicTransport {
 
     async fn dial(&self, addr: &HostPort, opts: &ClientOptions) -> Result<Connection> {
         let url = format!("quic://{addr}");
-        let peer = resolve_dial(addr, Family::Any, opts.resolved.as_ref()).await?[0];
         let setup = self.clients.get(&opts.tls, QUIC, opts.resume)?;
+        let (name, _) = echotool_secure::client::server_name(&opts.tls, &addr.host)?;
+        let peer = resolve_dial(addr, Family::Any, opts.resolved.as_ref()).await?[0];
         let crypto = QuicClientConfig::try_from(setup.config.clone())
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -147,11 +148,6 @@ impl Transport for QuicTransport {
                 (endpoint, Some(socket))
             }
         };
-        let name = opts
-            .tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| addr.host.clone());
         let connecting = endpoint
             .connect_with(config, peer, &name)
             .map_err(|e| QuicError::Config(format!("cannot connect to {url}: {e}")))?;

@@ -17,11 +17,10 @@ use echotool_core::{
     Binding, Channel, ClientOptions, Connection, Family, HostPort, Result, Server, ServerOptions,
     Setting, SetupVariant, Transport, async_trait,
 };
-use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use echotool_secure::config::{self, check_server};
-use echotool_secure::{ClientConfigs, Side, TlsError};
+use echotool_secure::{ClientConfigs, Side};
 
 use crate::stream::TlsByteStream;
 
@@ -91,13 +90,7 @@ impl Transport for TlsTransport {
         let setup = self
             .clients
             .get(&opts.tls, config::TLS_OVER_TCP, opts.resume)?;
-        let name = opts
-            .tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| addr.host.clone());
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|_| TlsError::BadServerName { name: name.clone() })?;
+        let (name, server_name) = echotool_secure::client::server_name(&opts.tls, &addr.host)?;
         let handshake = async {
             let tcp = echotool_tcp::socket::dial(&url, addr, Family::Any, opts).await?;
             let peer = tcp

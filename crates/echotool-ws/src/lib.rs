@@ -47,10 +47,11 @@ pub use server::{WsServer, cause};
 
 use echotool_core::{
     Addressing, Binding, BoxStream, Channel, ClientOptions, Connection, Family, HostPort, Result,
-    Server, ServerOptions, Setting, SetupVariant, Transport, WebSocketOptions, async_trait,
+    Server, ServerOptions, Setting, SetupVariant, TlsClientOptions, Transport, WebSocketOptions,
+    async_trait,
 };
 use echotool_secure::config::{self, check_server};
-use echotool_secure::{ClientConfigs, Side, TlsError, describe_certificate};
+use echotool_secure::{ClientConfigs, Side, describe_certificate};
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
@@ -189,6 +190,29 @@ impl Transport for WsTransport {
     }
 }
 
+/// wss's TLS client for one dial, made before the TCP connection.
+struct TlsClient {
+    connector: TlsConnector,
+    /// The name checked, for messages.
+    name: String,
+    server_name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// The TLS handshake over `tcp`, failures in the secure crate's words.
+    async fn connect(
+        self,
+        tcp: tokio::net::TcpStream,
+        opts: &TlsClientOptions,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let name = self.name;
+        let tls = self.connector.connect(self.server_name, tcp).await;
+        Ok(tls.map_err(|e| {
+            echotool_secure::explain::handshake_error(&e, Side::Client, &name, opts)
+        })?)
+    }
+}
+
 /// A connection dialed and upgraded.
 struct Dialed {
     stream: BoxStream,
@@ -202,16 +226,22 @@ struct Dialed {
 impl WsTransport {
     /// TCP, TLS for wss, and the upgrade.
     async fn connect(&self, url: &str, addr: &HostPort, opts: &ClientOptions) -> Result<Dialed> {
+        // wss: the configuration and the server name before the dial, so that a bad `--ca` or
+        // `--server-name` is reported as itself, as over tls and quic, not as what the dial meets.
+        let secure = match self.secure {
+            true => Some(self.tls_client(addr, opts)?),
+            false => None,
+        };
         let tcp = echotool_tcp::socket::dial(url, addr, Family::Any, opts).await?;
         let peer = tcp
             .peer_addr()
             .map_err(|e| echotool_core::Error::io(format!("connecting to {url}"), e))?;
         let mut details = vec![format!("connected to {peer}")];
         let mut resumed = false;
-        let mut stream: BoxStream = match self.secure {
-            false => Box::new(tcp),
-            true => {
-                let tls = self.tls_connect(tcp, addr, opts).await?;
+        let mut stream: BoxStream = match secure {
+            None => Box::new(tcp),
+            Some(client) => {
+                let tls = client.connect(tcp, &opts.tls).await?;
                 let conn = tls.get_ref().1;
                 resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                 details.push(echotool_secure::describe_session(conn));
@@ -238,30 +268,17 @@ impl WsTransport {
         })
     }
 
-    /// The TLS handshake of wss, with the secure crate's configuration and words.
-    async fn tls_connect(
-        &self,
-        tcp: tokio::net::TcpStream,
-        addr: &HostPort,
-        opts: &ClientOptions,
-    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    /// What wss's TLS handshake needs, from the secure crate: the configuration and the name.
+    fn tls_client(&self, addr: &HostPort, opts: &ClientOptions) -> Result<TlsClient> {
         let setup = self
             .clients
             .get(&opts.tls, config::TLS_OVER_TCP, opts.resume)?;
-        let name = opts
-            .tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| addr.host.clone());
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|_| TlsError::BadServerName { name: name.clone() })?;
-        let tls = TlsConnector::from(setup.config)
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| {
-                echotool_secure::explain::handshake_error(&e, Side::Client, &name, &opts.tls)
-            })?;
-        Ok(tls)
+        let (name, server_name) = echotool_secure::client::server_name(&opts.tls, &addr.host)?;
+        Ok(TlsClient {
+            connector: TlsConnector::from(setup.config),
+            name,
+            server_name,
+        })
     }
 }
 

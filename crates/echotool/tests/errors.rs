@@ -128,3 +128,31 @@ fn bad_timeout_value() {
     let out = connect(&["--timeout", "soon"], b"");
     out.assert_error(2, &["'soon' is not a duration", "250ms"]);
 }
+
+#[test]
+fn a_bad_server_name_or_ca_file_is_refused_in_the_same_words_before_any_dial() {
+    // Nothing listens on the port: over every TLS-based transport the options are checked
+    // before a socket is dialled, so the answer is about them, not "connection refused".
+    let port = free_tcp_port();
+    let target = format!("127.0.0.1:{port}");
+    for proto in ["tls", "wss", "quic"] {
+        let cases: [(&[&str], &[&str]); 2] = [
+            (
+                &["--insecure", "--server-name", "bad name"],
+                &["'bad name' is not a valid TLS server name", "--server-name"],
+            ),
+            (
+                &["--ca", "/nonexistent/ca.pem"],
+                &["cannot read the CA certificate file /nonexistent/ca.pem"],
+            ),
+        ];
+        for (flags, want) in cases {
+            let mut args = vec!["--proto", proto, "-m", "x"];
+            args.extend_from_slice(flags);
+            args.push(&target);
+            let out = connect(&args, b"");
+            out.assert_error(1, want);
+            assert!(!out.stderr.contains("refused"), "{proto}: {}", out.stderr);
+        }
+    }
+}
