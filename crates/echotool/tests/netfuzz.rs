@@ -306,21 +306,9 @@ fn warmed_up(dir: &Path) -> (Server, Listeners, usize, u64) {
     (server, listeners, at_start, rss_kib(pid))
 }
 
-/// The fuzzer builds fresh QUIC Initials with aioquic, from the test peers' venv.
-fn require_aioquic() {
-    let ok = python()
-        .args(["-c", "import aioquic"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "aioquic is not installed; run the test suite with scripts/test.sh, which installs it"
-    );
-}
-
 #[test]
 fn a_fuzzed_server_keeps_echoing_exactly_and_returns_to_its_baseline() {
-    require_aioquic();
+    require_python_module("aioquic");
     let (seconds, seed) = (fuzz_seconds(), fuzz_seed());
     eprintln!("netfuzz: {seconds} s, seed {seed} (ECHOTOOL_NETFUZZ_SEED={seed} repeats it)");
     let dir = certs_dir("netfuzz");

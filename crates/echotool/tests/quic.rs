@@ -14,18 +14,6 @@ use common::*;
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/quic_echo.py");
 
-fn require_aioquic() {
-    let ok = python()
-        .args(["-c", "import aioquic"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "aioquic is not installed; run the test suite with scripts/test.sh, which installs it"
-    );
-}
-
 /// `echotool certs` into a fresh directory.
 fn certs() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -54,7 +42,7 @@ fn aioquic_client(
     extra: &[&str],
     input: &[u8],
 ) -> Outcome {
-    require_aioquic();
+    require_python_module("aioquic");
     let ca = file(dir, "ca.pem");
     let mut client = python();
     client
@@ -159,7 +147,7 @@ fn datagrams_are_echoed_as_datagrams() {
 
 #[test]
 fn many_streams_and_many_connections_at_once() {
-    require_aioquic();
+    require_python_module("aioquic");
     let dir = certs();
     let server = quic_server(&dir, ":0", &[]);
     let port = server.port().to_string();
@@ -237,7 +225,7 @@ fn pins_right_and_wrong() {
 
 #[test]
 fn aioquic_client_against_echotool_serve() {
-    require_aioquic();
+    require_python_module("aioquic");
     let dir = certs();
     for (listen, host) in [(":0", "127.0.0.1"), ("[::1]:0", "::1")] {
         let server = quic_server(&dir, listen, &[]);
@@ -260,7 +248,7 @@ fn aioquic_client_against_echotool_serve() {
 
 #[test]
 fn echotool_connect_against_an_aioquic_server() {
-    require_aioquic();
+    require_python_module("aioquic");
     let dir = certs();
     let mut peer = python();
     peer.args([
@@ -558,7 +546,7 @@ fn sslkeylogfile_is_honoured_with_a_warning_on_both_sides() {
 /// later, 3 822 bytes (3.19×); vendor/quinn-proto carries the fix.
 #[test]
 fn an_address_that_never_answers_gets_at_most_three_times_what_it_sent() {
-    require_aioquic();
+    require_python_module("aioquic");
     let dir = certs();
     // The ephemeral self-signed certificate, and a chain from `echotool certs` (a larger first
     // flight), each from two source addresses.

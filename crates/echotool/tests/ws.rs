@@ -12,20 +12,6 @@ use common::*;
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 
-/// Fails (never skips) when `websockets` is missing: CI must run these.
-fn require_websockets() {
-    let ok = python()
-        .args(["-c", "import websockets"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "Python's websockets is not installed; run the test suite with scripts/test.sh, which \
-         installs it (or set ECHOTOOL_TEST_PYTHON to a Python that has it)"
-    );
-}
-
 /// `echotool certs` into a fresh directory, removed when dropped.
 struct Certs(PathBuf);
 
@@ -109,7 +95,7 @@ asyncio.run(asyncio.wait_for(main(), 30))
 
 /// Runs [`CHECKS`] against `url` and returns its lines.
 fn python_checks(url: &str, ca: &str, limit: usize) -> String {
-    require_websockets();
+    require_python_module("websockets");
     let mut cmd = python();
     cmd.args(["-c", CHECKS, url, ca, &limit.to_string()]);
     let out = run(cmd, b"");
@@ -176,7 +162,7 @@ fn python_websockets_gets_the_same_from_echotool_wss_with_the_tls_certificates()
 
 /// Python's websockets as the server (`tests/peers/ws_echo.py`).
 fn python_server(extra: &[&str]) -> Running {
-    require_websockets();
+    require_python_module("websockets");
     let mut cmd = python();
     cmd.arg(format!("{PEERS}/ws_echo.py"))
         .arg("server")
@@ -268,7 +254,7 @@ fn plain_http_gets_the_page_at_the_path_and_a_4xx_that_says_what_to_do_elsewhere
 
 #[test]
 fn chromium_types_a_line_into_the_page_and_reads_its_echo_and_round_trip_time() {
-    require_websockets();
+    require_python_module("websockets");
     assert!(
         ["chromium", "chromium-browser", "google-chrome"]
             .iter()

@@ -37,6 +37,20 @@ pub fn require(program: &str) {
     );
 }
 
+/// Panics (never skips: CI must run the tests) when the tests' Python cannot import `module`,
+/// a Python peer such as aioquic or websockets.
+pub fn require_python_module(module: &str) {
+    let ok = python()
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "Python's {module} is not installed; run the test suite with scripts/test.sh, which \
+         installs it (or set ECHOTOOL_TEST_PYTHON to a Python that has it)"
+    );
+}
+
 /// A child process whose stderr lines arrive on a channel, killed when dropped.
 pub struct Running {
     pub child: Child,
