@@ -11,58 +11,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-
-/// A fresh directory per test, removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("echotool-faults-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-
-    /// `echotool certs` into this directory: `ca.pem`, `server.pem`, `server-key.pem`.
-    fn with_certs(self) -> TempDir {
-        let mut cmd = echotool();
-        cmd.args(["certs", "--out", &self.0.display().to_string(), "--force"]);
-        let out = run(cmd, b"");
-        assert!(out.status.success(), "{}", out.stderr);
-        self
-    }
-
-    /// `--cert` and `--key` of the server.
-    fn server_args(&self) -> Vec<String> {
-        vec![
-            "--cert".into(),
-            self.file("server.pem"),
-            "--key".into(),
-            self.file("server-key.pem"),
-        ]
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A server under test: its listeners by protocol, its metrics URL, its process.
 struct Serving {

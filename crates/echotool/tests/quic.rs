@@ -4,9 +4,8 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,19 +13,9 @@ use common::*;
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/quic_echo.py");
 
-/// `echotool certs` into a fresh directory.
-fn certs() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "echotool-quic-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut cmd = echotool();
-    cmd.args(["certs", "--force", "--out", dir.to_str().unwrap()]);
-    let out = run(cmd, b"");
-    assert!(out.status.success(), "{}", out.stderr);
-    dir
+/// `echotool certs` into a fresh directory, removed when dropped.
+fn certs() -> TempDir {
+    TempDir::new("quic").with_certs()
 }
 
 fn file(dir: &std::path::Path, name: &str) -> String {

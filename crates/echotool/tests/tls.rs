@@ -5,46 +5,14 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use echotool_secure::certs::{BundleOptions, generate_bundle, write_bundle};
 
-/// A fresh directory per test, removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("echotool-tls-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `echotool certs --out DIR` into a new temporary directory.
 fn certs(tag: &str) -> TempDir {
-    let dir = TempDir::new(tag);
-    let mut cmd = echotool();
-    cmd.args(["certs", "--out", &dir.0.display().to_string(), "--force"]);
-    let out = run(cmd, b"");
-    assert!(out.status.success(), "{}", out.stderr);
-    dir
+    TempDir::new(&format!("tls-{tag}")).with_certs()
 }
 
 fn tls_server(dir: &TempDir, extra: &[&str]) -> Server {

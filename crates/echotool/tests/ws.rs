@@ -5,41 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use common::*;
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
-
-/// `echotool certs` into a fresh directory, removed when dropped.
-struct Certs(PathBuf);
-
-impl Certs {
-    fn new() -> Certs {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "echotool-ws-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut cmd = echotool();
-        cmd.args(["certs", "--force", "--out", dir.to_str().unwrap()]);
-        let out = run(cmd, b"");
-        assert!(out.status.success(), "{}", out.stderr);
-        Certs(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Python's websockets as a client: every case of the protocol the server must get right,
 /// one line of output per case, the whole run bounded.
@@ -134,7 +102,7 @@ fn python_websockets_gets_every_message_back_with_its_type_from_echotool_ws() {
 
 #[test]
 fn python_websockets_gets_the_same_from_echotool_wss_with_the_tls_certificates() {
-    let certs = Certs::new();
+    let certs = TempDir::new("ws").with_certs();
     let (cert, key) = (certs.file("server.pem"), certs.file("server-key.pem"));
     let server = Server::start(&[
         "--proto",
@@ -188,7 +156,7 @@ fn echotool_connect_talks_to_python_websockets_over_ws_and_wss() {
     assert!(piped.status.success(), "{}", piped.stderr);
     assert_same_bytes(&piped.stdout, &data);
 
-    let certs = Certs::new();
+    let certs = TempDir::new("ws").with_certs();
     let (cert, key) = (certs.file("server.pem"), certs.file("server-key.pem"));
     let mut secure = python_server(&["--cert", &cert, "--key", &key]);
     let url = listening(&mut secure).replace("127.0.0.1", "localhost");

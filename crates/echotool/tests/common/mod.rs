@@ -5,7 +5,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,6 +37,60 @@ pub fn require(program: &str) {
         found,
         "{program} is not installed; run the test suite with scripts/test.sh, which installs it"
     );
+}
+
+/// A fresh, empty directory of the test's own under the system's temporary directory,
+/// `echotool-TAG-PID-N`, removed when dropped. It dereferences to its path.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new directory for `tag` (a test's name or what it holds).
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("echotool-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// `echotool certs` into this directory: `ca.pem`, `server.pem`, `server-key.pem`,
+    /// `client.pem`, `client-key.pem`.
+    pub fn with_certs(self) -> TempDir {
+        let mut cmd = echotool();
+        cmd.args(["certs", "--out", &self.0.display().to_string(), "--force"]);
+        let out = run(cmd, b"");
+        assert!(out.status.success(), "{}", out.stderr);
+        self
+    }
+
+    /// The path of `name` in this directory, for a command line.
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+
+    /// `--cert` and `--key` of the server certificate [`TempDir::with_certs`] wrote.
+    pub fn server_args(&self) -> Vec<String> {
+        vec![
+            "--cert".into(),
+            self.file("server.pem"),
+            "--key".into(),
+            self.file("server-key.pem"),
+        ]
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Panics (never skips: CI must run the tests) when the tests' Python cannot import `module`,
