@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::Recorder;
 use crate::error::{LinkError, Result};
-use crate::link::Lateness;
+use crate::lateness::Lateness;
 use crate::shaper::{Direction, Nanos, Shaper};
 use crate::tun::Tun;
 

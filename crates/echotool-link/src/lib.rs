@@ -156,6 +156,7 @@
 mod error;
 #[cfg(target_os = "linux")]
 mod forward;
+mod lateness;
 mod link;
 pub mod netns;
 #[cfg(target_os = "linux")]
@@ -168,7 +169,8 @@ pub mod trace;
 mod tun;
 
 pub use error::{LinkError, Result};
-pub use link::{Lateness, Link, LinkOptions, LinkStats};
+pub use lateness::Lateness;
+pub use link::{Link, LinkOptions, LinkStats};
 pub use netns::{NsGuard, Privilege, Role, Side, unprivileged_setup};
 pub use shaper::{DirectionStats, DropReason};
 pub use spec::{Impairments, LinkSpec, Percent};
