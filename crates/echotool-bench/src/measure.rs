@@ -12,12 +12,9 @@ use echotool_core::client::default_echo_timeout;
 use echotool_core::{Channel, ClientOptions, HostPort, Transport};
 use tokio::task::JoinSet;
 
-use crate::load::{Drive, Window, datagram_echo, setup, stream_echo};
+use crate::load::{BeforeFirstDial, Drive, Window, datagram_echo, setup, stream_echo};
 use crate::tally::Tally;
 use crate::{Scenario, Shape, Span};
-
-/// Called right before the measurement's first connection (aims the link's trace at it).
-pub(crate) type BeforeFirstDial = Arc<dyn Fn() + Send + Sync>;
 
 /// Everything one measurement needs, owned.
 pub(crate) struct Measurement {

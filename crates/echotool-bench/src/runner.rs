@@ -12,8 +12,9 @@ use echotool_link::LinkSpec;
 
 use crate::clock;
 use crate::cpus::{self, CpuPlan};
+use crate::load::BeforeFirstDial;
 use crate::load::close;
-use crate::measure::{BeforeFirstDial, Measurement};
+use crate::measure::Measurement;
 use crate::network::{LinkSummary, Network};
 use crate::progress::Progress;
 use crate::report::{Parameters, Report, Resolution, Row, SCHEMA, ServerSummary};

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use datagram::datagram_echo;
+pub(crate) use setup::BeforeFirstDial;
 pub use setup::setup;
 pub use stream::stream_echo;
 

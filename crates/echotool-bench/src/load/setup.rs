@@ -12,6 +12,9 @@ use super::{Drive, Window};
 use crate::payload::Payload;
 use crate::tally::Tally;
 
+/// Called right before the first measured dial (aims the link's trace at it).
+pub(crate) type BeforeFirstDial = Arc<dyn Fn() + Send + Sync>;
+
 /// Connection set-up, one after another until the window closes: dial (with any handshake),
 /// one echo, orderly close. Returns the set-up times and the times to the first echo.
 /// `before_first` is called right before the first dial that is measured (after the one that
@@ -22,7 +25,7 @@ pub async fn setup(
     client: ClientOptions,
     drive: Drive,
     window: Window,
-    mut before_first: Option<crate::measure::BeforeFirstDial>,
+    mut before_first: Option<BeforeFirstDial>,
 ) -> (Tally, Tally) {
     let payload = Payload::new(drive.size.max(crate::payload::SEQ_BYTES));
     let (mut connected, mut first_echo) = (Tally::default(), Tally::default());
