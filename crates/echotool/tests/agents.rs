@@ -9,12 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 
-/// A fresh directory for one test's files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("echotool-agents-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's files, removed at its end.
+fn scratch(test: &str) -> TempDir {
+    TempDir::new(&format!("agents-{test}"))
 }
 
 /// `echotool serve` with TCP, UDP, TLS and QUIC listeners on loopback (port 0), with a

@@ -28,9 +28,7 @@ fn sh_block(file: &str, after: &str) -> Vec<String> {
 #[test]
 fn the_certs_readme_sequence_runs_as_written() {
     let lines = sh_block("certs/README.md", "# certs/");
-    let dir = std::env::temp_dir().join(format!("echotool-docs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("docs");
     let exe = env!("CARGO_BIN_EXE_echotool");
     let mut server = None;
     for line in &lines {
@@ -59,5 +57,4 @@ fn the_certs_readme_sequence_runs_as_written() {
         }
     }
     assert!(server.is_some(), "the sequence starts a server: {lines:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

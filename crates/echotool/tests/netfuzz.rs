@@ -83,16 +83,6 @@ fn fuzz_seed() -> u64 {
         })
 }
 
-/// A fresh directory with `echotool certs` in it (ca.pem, server.pem, server-key.pem).
-fn certs_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("echotool-{name}-{}", std::process::id()));
-    let mut cmd = echotool();
-    cmd.args(["certs", "--force", "--out", dir.to_str().expect("utf-8")]);
-    let out = run(cmd, b"");
-    assert!(out.status.success(), "{}", out.stderr);
-    dir
-}
-
 /// One server with the four listeners on ephemeral loopback ports.
 fn start_server(dir: &Path) -> (Server, Listeners) {
     let config = dir.join("netfuzz.toml");
@@ -311,7 +301,7 @@ fn a_fuzzed_server_keeps_echoing_exactly_and_returns_to_its_baseline() {
     require_python_module("aioquic");
     let (seconds, seed) = (fuzz_seconds(), fuzz_seed());
     eprintln!("netfuzz: {seconds} s, seed {seed} (ECHOTOOL_NETFUZZ_SEED={seed} repeats it)");
-    let dir = certs_dir("netfuzz");
+    let dir = TempDir::new("netfuzz").with_certs();
     let ca = dir.join("ca.pem");
     let (server, listeners, fds, rss) = warmed_up(&dir);
     let pid = server.proc.child.id();
