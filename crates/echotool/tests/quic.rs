@@ -18,21 +18,11 @@ fn certs() -> TempDir {
     TempDir::new("quic").with_certs()
 }
 
-fn file(dir: &std::path::Path, name: &str) -> String {
-    dir.join(name).display().to_string()
-}
-
 /// The aioquic client against `host:port`, trusting the CA in `dir` for the name localhost,
 /// with `extra` flags and `input` on stdin.
-fn aioquic_client(
-    dir: &std::path::Path,
-    host: &str,
-    port: &str,
-    extra: &[&str],
-    input: &[u8],
-) -> Outcome {
+fn aioquic_client(dir: &TempDir, host: &str, port: &str, extra: &[&str], input: &[u8]) -> Outcome {
     require_python_module("aioquic");
-    let ca = file(dir, "ca.pem");
+    let ca = dir.file("ca.pem");
     let mut client = python();
     client
         .args([
@@ -50,8 +40,8 @@ fn aioquic_client(
 }
 
 /// A QUIC server on `listen` with the certificate in `dir`, plus `extra` flags.
-fn quic_server(dir: &std::path::Path, listen: &str, extra: &[&str]) -> Server {
-    let (cert, key) = (file(dir, "server.pem"), file(dir, "server-key.pem"));
+fn quic_server(dir: &TempDir, listen: &str, extra: &[&str]) -> Server {
+    let (cert, key) = (dir.file("server.pem"), dir.file("server-key.pem"));
     let mut args = vec![
         "--proto", "quic", "-l", listen, "--cert", &cert, "--key", &key,
     ];
@@ -147,7 +137,7 @@ fn many_streams_and_many_connections_at_once() {
     assert_same_bytes(&out.stdout, &data);
     // 20 echotool clients at once.
     let url = format!("quic://localhost:{port}");
-    let ca = file(&dir, "ca.pem");
+    let ca = dir.file("ca.pem");
     let clients: Vec<_> = (0..20u64)
         .map(|i| {
             let (url, ca) = (url.clone(), ca.clone());
@@ -167,17 +157,17 @@ fn many_streams_and_many_connections_at_once() {
 #[test]
 fn mutual_authentication_and_its_refusal() {
     let dir = certs();
-    let server = quic_server(&dir, ":0", &["--client-ca", &file(&dir, "ca.pem")]);
+    let server = quic_server(&dir, ":0", &["--client-ca", &dir.file("ca.pem")]);
     let url = format!("quic://localhost:{}", server.port());
-    let ca = file(&dir, "ca.pem");
+    let ca = dir.file("ca.pem");
     let ok = connect(
         &[
             "--ca",
             &ca,
             "--cert",
-            &file(&dir, "client.pem"),
+            &dir.file("client.pem"),
             "--key",
-            &file(&dir, "client-key.pem"),
+            &dir.file("client-key.pem"),
             "-m",
             "mutual",
             &url,
@@ -246,15 +236,15 @@ fn echotool_connect_against_an_aioquic_server() {
         "--port",
         "0",
         "--cert",
-        &file(&dir, "server.pem"),
+        &dir.file("server.pem"),
         "--key",
-        &file(&dir, "server-key.pem"),
+        &dir.file("server-key.pem"),
     ]);
     let mut proc = Running::spawn(peer);
     let line = proc.wait_for_line("listening on quic://");
     let port = line.rsplit(':').next().unwrap().trim().to_string();
     let url = format!("quic://localhost:{port}");
-    let ca = file(&dir, "ca.pem");
+    let ca = dir.file("ca.pem");
     let data = random_bytes(1 << 20, 15);
     let out = connect(&["--ca", &ca, &url], &data);
     assert!(out.status.success(), "{}", out.stderr);
@@ -444,13 +434,13 @@ fn openssl_self_signed_ca_certificates_trusted_by_name_work_both_ways() {
 #[test]
 fn the_summary_counts_failed_handshakes_by_cause() {
     let dir = certs();
-    let ca = file(&dir, "ca.pem");
+    let ca = dir.file("ca.pem");
     let server = quic_server(&dir, ":0", &["--client-ca", &ca]);
     let url = format!("quic://localhost:{}", server.port());
     connect(&["-m", "x", &url], b"").assert_error(1, &["not issued by a CA this client trusts"]);
     connect(&["--ca", &ca, "-m", "x", &url], b"")
         .assert_error(1, &["the server requires a client certificate"]);
-    let (cert, key) = (file(&dir, "client.pem"), file(&dir, "client-key.pem"));
+    let (cert, key) = (dir.file("client.pem"), dir.file("client-key.pem"));
     let ok = connect(
         &[
             "--ca", &ca, "--cert", &cert, "--key", &key, "-m", "ok", &url,
@@ -493,9 +483,9 @@ fn sslkeylogfile_is_honoured_with_a_warning_on_both_sides() {
             "-l",
             ":0",
             "--cert",
-            &file(&dir, "server.pem"),
+            &dir.file("server.pem"),
             "--key",
-            &file(&dir, "server-key.pem"),
+            &dir.file("server-key.pem"),
         ]);
         let mut server = Running::spawn(cmd);
         server.wait_for_line("SSLKEYLOGFILE is set");
@@ -504,7 +494,7 @@ fn sslkeylogfile_is_honoured_with_a_warning_on_both_sides() {
         client.env("SSLKEYLOGFILE", &client_log).args([
             "connect",
             "--ca",
-            &file(&dir, "ca.pem"),
+            &dir.file("ca.pem"),
             "-m",
             "secret",
             &url,
